@@ -1,0 +1,51 @@
+# The two README commands: `make demo` and `make test`. Everything they need is installed here.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_PIN := torch==2.13.0
+STAMP := $(VENV)/.auden-installed
+APT_PACKAGES := espeak-ng sox libsndfile1
+PYTEST_ARGS ?= -m "not slow"
+
+.PHONY: setup apt test test-all demo lint setup-kaldifeat clean
+
+setup: apt $(STAMP)
+
+# Debian packages the recipes call (espeak-ng and sox synthesise mini_en).
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# torch goes in first, pinned to the CPU build, so no dependency can pull a CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_PIN)
+	$(PIP) install -q -e '.[dev]'
+	@touch $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup lint
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test-all: PYTEST_ARGS :=
+test-all: test
+
+demo: setup
+	source $(VENV)/bin/activate && bash egs/mini_en/run.sh
+
+# kaldifeat has no wheel for current torch: build it from its PyPI sdist against the
+# installed torch, with pybind11's source (from PyPI) handed to CMake. The wheel is cached.
+KALDIFEAT_CACHE := $(HOME)/.cache/auden/kaldifeat
+setup-kaldifeat: setup
+	bash tools/build_kaldifeat.sh $(PY) $(KALDIFEAT_CACHE)
+
+clean:
+	rm -rf $(VENV)
