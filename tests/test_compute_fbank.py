@@ -1,0 +1,102 @@
+"""tools/compute_fbank.py: the feature step every recipe's prepare.sh runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+REPO = Path(__file__).resolve().parents[1]
+TOOL = REPO / "tools" / "compute_fbank.py"
+
+
+@pytest.fixture(scope="module")
+def manifests(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    recs, sups = [], []
+    for i, seconds in enumerate((0.73, 1.2, 2.05)):
+        wav = root / f"utt{i}.wav"
+        samples = (0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32)
+        sf.write(wav, samples, 16000)
+        rec = Recording.from_file(wav, recording_id=f"utt{i}")
+        recs.append(rec)
+        sups.append(
+            SupervisionSegment(
+                id=f"utt{i}", recording_id=f"utt{i}", start=0.0, duration=rec.duration,
+                text=f"word {i}", custom={"answer": str(i)},
+            )
+        )
+    rec_path, sup_path = root / "recs.jsonl.gz", root / "sups.jsonl.gz"
+    RecordingSet.from_recordings(recs).to_file(rec_path)
+    SupervisionSet.from_segments(sups).to_file(sup_path)
+    return rec_path, sup_path
+
+
+def run_tool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cuts_get_80_bin_fbank_whose_frames_match_the_duration(manifests, tmp_path):
+    recs, sups = manifests
+    out = tmp_path / "fbank" / "x_cuts_train.jsonl.gz"
+    res = run_tool("--recordings", str(recs), "--supervisions", str(sups), "--out", str(out),
+                   "--storage", str(tmp_path / "fbank" / "x_feats_train"))
+    assert res.returncode == 0, res.stderr
+    cuts = CutSet.from_file(out)
+    assert sorted(c.id for c in cuts) == ["utt0", "utt1", "utt2"]
+    for cut in cuts:
+        feats = cut.load_features()
+        assert feats.shape == (cut.num_frames, 80)
+        assert abs(cut.num_frames - round(cut.duration * 100)) <= 1
+        assert cut.supervisions[0].custom["answer"] == cut.id[-1]
+    assert not [p for p in out.parent.iterdir() if ".tmp-" in p.name]
+
+
+def test_whisper_fbank_with_128_bins_and_two_jobs(manifests, tmp_path):
+    recs, sups = manifests
+    out = tmp_path / "w_cuts.jsonl.gz"
+    res = run_tool("--recordings", str(recs), "--supervisions", str(sups), "--out", str(out),
+                   "--storage", str(tmp_path / "w_feats"), "--whisper-fbank",
+                   "--num-mel-bins", "128", "--num-jobs", "2")
+    assert res.returncode == 0, res.stderr
+    cuts = CutSet.from_file(out)
+    assert len(cuts) == 3
+    assert all(c.load_features().shape == (c.num_frames, 128) for c in cuts)
+
+
+def test_speed_perturb_adds_slower_and_faster_copies(manifests, tmp_path):
+    recs, sups = manifests
+    out = tmp_path / "sp_cuts.jsonl.gz"
+    res = run_tool("--recordings", str(recs), "--supervisions", str(sups), "--out", str(out),
+                   "--storage", str(tmp_path / "sp_feats"), "--speed-perturb")
+    assert res.returncode == 0, res.stderr
+    cuts = {c.id: c for c in CutSet.from_file(out)}
+    assert len(cuts) == 9
+    slow, fast = cuts["utt2_sp0.9"], cuts["utt2_sp1.1"]
+    assert slow.duration > cuts["utt2"].duration > fast.duration
+    assert slow.load_features().shape[0] == slow.num_frames
+
+
+def test_missing_manifest_is_an_error_naming_the_file(manifests, tmp_path):
+    _, sups = manifests
+    missing = tmp_path / "nope_recordings.jsonl.gz"
+    res = run_tool("--recordings", str(missing), "--supervisions", str(sups),
+                   "--out", str(tmp_path / "c.jsonl.gz"), "--storage", str(tmp_path / "f"))
+    assert res.returncode != 0
+    assert str(missing) in res.stderr
+
+
+def test_swapped_manifests_are_an_error_naming_the_file(manifests, tmp_path):
+    recs, sups = manifests
+    res = run_tool("--recordings", str(sups), "--supervisions", str(recs),
+                   "--out", str(tmp_path / "c.jsonl.gz"), "--storage", str(tmp_path / "f"))
+    assert res.returncode != 0
+    assert str(sups) in res.stderr and "SupervisionSet" in res.stderr

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Turn a split's recordings + supervisions manifests into cuts with stored fbank.
+
+    python tools/compute_fbank.py \\
+        --recordings data/manifests/mini_en_recordings_train.jsonl.gz \\
+        --supervisions data/manifests/mini_en_supervisions_train.jsonl.gz \\
+        --out data/fbank/mini_en_cuts_train.jsonl.gz \\
+        --storage data/fbank/mini_en_feats_train [--whisper-fbank --num-mel-bins 128] \\
+        [--speed-perturb] [--num-jobs 4]
+
+80-bin Kaldi-style fbank (Zipformer) by default; ``--whisper-fbank`` for Whisper's
+log-mel. Features go to LilcomChunky archives under --storage; the cuts file is
+written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import torch
+
+from auden.audio.precompute import FbankJob, compute_features
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recordings", required=True, help="Lhotse RecordingSet manifest")
+    parser.add_argument("--supervisions", required=True, help="Lhotse SupervisionSet manifest")
+    parser.add_argument("--out", required=True, help="output cuts manifest (.jsonl.gz)")
+    parser.add_argument("--storage", required=True, help="feature storage folder")
+    parser.add_argument(
+        "--whisper-fbank", action="store_true", help="Whisper log-mel instead of Kaldi fbank"
+    )
+    parser.add_argument("--num-mel-bins", type=int, default=80, help="80 (default) or 128")
+    parser.add_argument(
+        "--speed-perturb", action="store_true", help="add 0.9x and 1.1x speed copies"
+    )
+    parser.add_argument("--num-jobs", type=int, default=1, help="parallel worker processes")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
+    )
+    # Each worker process is one job; more intra-op threads would only oversubscribe.
+    torch.set_num_threads(1)
+    job = FbankJob(
+        recordings=args.recordings,
+        supervisions=args.supervisions,
+        out=args.out,
+        storage=args.storage,
+        kind="whisper_fbank" if args.whisper_fbank else "fbank",
+        num_mel_bins=args.num_mel_bins,
+        speed_perturb=args.speed_perturb,
+        num_jobs=args.num_jobs,
+    )
+    try:
+        compute_features(job)
+    except (FileNotFoundError, ValueError) as err:
+        logging.error("%s", err)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
