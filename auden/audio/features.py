@@ -12,8 +12,11 @@ Precomputed features (``tools/compute_fbank.py``), on-the-fly features and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
+import torch
 from lhotse import Fbank, FbankConfig, WhisperFbank, WhisperFbankConfig
 from lhotse.features.base import FeatureExtractor
 
@@ -21,7 +24,9 @@ FeatureKind = Literal["fbank", "whisper_fbank"]
 FEATURE_KINDS: tuple[str, ...] = ("fbank", "whisper_fbank")
 
 
-def build_feature_extractor(kind: FeatureKind = "fbank", num_mel_bins: int = 80) -> FeatureExtractor:
+def build_feature_extractor(
+    kind: FeatureKind = "fbank", num_mel_bins: int = 80
+) -> FeatureExtractor:
     """Return the Lhotse extractor for ``kind`` ("fbank" or "whisper_fbank")."""
     if num_mel_bins <= 0:
         raise ValueError(f"num_mel_bins must be positive, got {num_mel_bins}")
@@ -32,3 +37,30 @@ def build_feature_extractor(kind: FeatureKind = "fbank", num_mel_bins: int = 80)
             raise ValueError(f"whisper_fbank has 80 or 128 mel bins, got {num_mel_bins}")
         return WhisperFbank(WhisperFbankConfig(num_filters=num_mel_bins))
     raise ValueError(f"unknown feature kind '{kind}'; known kinds: {list(FEATURE_KINDS)}")
+
+
+def extract_padded(
+    extractor: FeatureExtractor,
+    waveforms: Sequence[np.ndarray | torch.Tensor],
+    sampling_rate: int = 16000,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features of mono waveforms, right-padded with zeros: ``([B, T, F], lens[B])``.
+
+    This is how ``generate()`` turns raw audio into the batch layout a dataset would give.
+    """
+    if len(waveforms) == 0:
+        raise ValueError("no waveforms to extract features from")
+    feats = []
+    for i, wav in enumerate(waveforms):
+        samples = wav.detach().cpu().numpy() if torch.is_tensor(wav) else np.asarray(wav)
+        samples = samples.astype(np.float32)
+        if samples.ndim == 2 and samples.shape[0] == 1:
+            samples = samples[0]
+        if samples.ndim != 1 or samples.size == 0:
+            raise ValueError(f"waveform {i}: expected a non-empty mono signal, got {samples.shape}")
+        feats.append(torch.from_numpy(np.asarray(extractor.extract(samples, sampling_rate))))
+    lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
+    out = torch.zeros(len(feats), int(lens.max()), feats[0].shape[1], dtype=torch.float32)
+    for i, f in enumerate(feats):
+        out[i, : f.shape[0]] = f
+    return out, lens
