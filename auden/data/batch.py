@@ -24,6 +24,9 @@ class AudioBatch:
     tasks: list[str]
     prompts: list[str]
     cuts: list[Cut] = field(default_factory=list)
+    # Cuts of this batch dropped because their audio/features could not be read
+    # (``data.bad_cut=skip``); the trainer counts and logs them.
+    skipped_cut_ids: list[str] = field(default_factory=list)
 
     @property
     def cut_ids(self) -> list[str]:

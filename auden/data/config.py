@@ -1,0 +1,143 @@
+"""Data configs: the yaml list that says which manifests to train on, for which task.
+
+A training data config mixes sources by weight; a validation one lists sources to
+concatenate; a test one names each source so scores can be reported per set::
+
+    - {manifest: data/fbank/mini_en_cuts_train.jsonl.gz, task: transcribe, weight: 2}
+    - {manifest: data/fbank/mini_en_cuts_train.jsonl.gz, task: describe, weight: 1,
+       prompt_file: configs/prompts/describe.txt}
+
+Relative paths are tried against the working directory first, then against the
+folder of the data config, so a config works both from the recipe folder and elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import yaml
+
+from auden.data.tasks import get_task
+
+_KEYS = {"manifest", "task", "weight", "prompt_file", "name"}
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One manifest used for one task."""
+
+    manifest: Path
+    task: str
+    weight: float = 1.0
+    prompt_file: Path | None = None
+    name: str = ""
+
+
+def _resolve(value: str, config_file: Path, key: str, index: int) -> Path:
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        candidates = [Path.cwd() / path, config_file.parent / path]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate.resolve()
+    tried = ", ".join(f"'{c}'" for c in candidates)
+    raise FileNotFoundError(
+        f"data config '{config_file}', entry {index}: {key} '{value}' not found (tried {tried})"
+    )
+
+
+def load_data_config(path: str | Path) -> list[DataSource]:
+    """Read and check a data config; every manifest and prompt file must exist."""
+    config_file = Path(path)
+    if not config_file.is_file():
+        raise FileNotFoundError(f"data config '{config_file}' not found")
+    entries = yaml.safe_load(config_file.read_text())
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"data config '{config_file}' must be a non-empty yaml list")
+    sources = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"data config '{config_file}', entry {i}: expected a mapping")
+        unknown = set(entry) - _KEYS
+        if unknown:
+            raise ValueError(
+                f"data config '{config_file}', entry {i}: unknown key(s) {sorted(unknown)}; "
+                f"allowed: {sorted(_KEYS)}"
+            )
+        for key in ("manifest", "task"):
+            if key not in entry:
+                raise ValueError(f"data config '{config_file}', entry {i}: '{key}' is missing")
+        task = get_task(str(entry["task"])).name
+        weight = float(entry.get("weight", 1.0))
+        if weight <= 0:
+            raise ValueError(
+                f"data config '{config_file}', entry {i}: weight must be > 0, got {weight}"
+            )
+        manifest = _resolve(str(entry["manifest"]), config_file, "manifest", i)
+        prompt_file = entry.get("prompt_file")
+        sources.append(
+            DataSource(
+                manifest=manifest,
+                task=task,
+                weight=weight,
+                prompt_file=_resolve(str(prompt_file), config_file, "prompt_file", i)
+                if prompt_file
+                else None,
+                name=str(entry.get("name") or f"{manifest.name.split('.')[0]}:{task}"),
+            )
+        )
+    return sources
+
+
+# ---- the `data` node of the train config (Hydra structured config) ----
+
+
+class FeatureKind(str, Enum):
+    fbank = "fbank"
+    whisper_fbank = "whisper_fbank"
+
+
+class BadCutMode(str, Enum):
+    skip = "skip"  # drop the cut from its batch, count it and log its id
+    error = "error"  # stop with an error naming the cut
+
+
+@dataclass
+class SamplerConfig:
+    max_duration: float = 200.0  # seconds of audio per batch and rank
+    num_buckets: int = 10
+    shuffle: bool = True
+    drop_last: bool = False
+
+
+@dataclass
+class AugmentConfig:
+    spec_augment: bool = True
+    speed_perturb: bool = False  # factors 0.9/1.0/1.1; needs on_the_fly_feats
+    noise: str = ""  # a cuts manifest of noise clips mixed in at 10-20 dB SNR; needs on_the_fly_feats
+
+
+@dataclass
+class FilterConfig:
+    min_duration: float = 0.3
+    max_duration: float = 30.0
+    min_frames_per_token: float = 0.0  # feature frames per target token (0: ask the model only)
+
+
+@dataclass
+class DataConfig:
+    train_data_config: str = ""
+    valid_data_config: str = ""
+    feature: FeatureKind = FeatureKind.fbank
+    num_mel_bins: int = 80
+    on_the_fly_feats: bool = False
+    pad_to_30s: bool = False  # Whisper encoders expect 30 s (3000 frames)
+    num_workers: int = 2
+    bad_cut: BadCutMode = BadCutMode.skip
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)

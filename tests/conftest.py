@@ -1,0 +1,36 @@
+"""Shared fixtures: a tiny on-disk Lhotse corpus (real wavs + fbank), built once per session.
+
+The session corpus is shared read-only; a test that damages files (deletes or corrupts
+audio) asks for ``own_tiny_corpus``, a fresh private one. Other helpers live in
+``tests/tinycorpus.py`` (``make_tiny_corpus``, ``write_data_config``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tinycorpus import TinyCorpus, make_tiny_corpus  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> TinyCorpus:
+    """24 cuts of 0.6-2.0 s with fbank, data configs and prompt files; do not modify."""
+    return make_tiny_corpus(tmp_path_factory.mktemp("tiny_corpus"), num_cuts=24)
+
+
+@pytest.fixture
+def own_tiny_corpus(tmp_path) -> TinyCorpus:
+    """A fresh 12-cut corpus private to one test, free to damage."""
+    return make_tiny_corpus(tmp_path / "own_corpus", num_cuts=12, prefix="own")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
