@@ -94,3 +94,12 @@ def test_help_lists_every_option_with_its_default_and_comment(recipe_script):
 def test_help_shows_the_value_in_force_when_it_is_read(recipe_script):
     out = run(recipe_script, "--nj", "9", "--help")
     assert "[9]" in out.stdout  # the value in force when --help is read, as Kaldi does
+
+
+def test_script_can_tell_which_options_were_given(tmp_path):
+    script = tmp_path / "s.sh"
+    script.write_text(
+        f"stage=0\nnj=1\n. {PARSE_OPTIONS}\necho \"given=[$parse_options_given]\"\n"
+    )
+    assert "given=[ stage ]" in run(script, "--stage", "0").stdout
+    assert "given=[ ]" in run(script).stdout

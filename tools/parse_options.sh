@@ -19,6 +19,8 @@
 #     the `name=value  # comment` lines above the line that sources this file,
 #     after "$help_message" if the script defines one.
 #   * `--` ends option parsing.
+#   * afterwards, $parse_options_given lists the variables set on the command line
+#     (" stage nj "), so a script can tell an explicit `--stage 0` from the default.
 
 _po_script="${BASH_SOURCE[1]:-$0}"
 _po_name="$(basename "$_po_script")"
@@ -48,6 +50,7 @@ _po_print_help() {
   printf '  --%-22s %-30s %s\n' "help" "" "print this message and exit"
 }
 
+parse_options_given=" "
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h)
@@ -91,6 +94,7 @@ while [ $# -gt 0 ]; do
     fi
   fi
   printf -v "$_po_var" '%s' "$_po_value"
+  parse_options_given="$parse_options_given$_po_var "
 done
 
 unset -f _po_print_help
