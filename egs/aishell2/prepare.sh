@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# AISHELL-2 (iOS channel, ~1000 h of Mandarin read speech) for auden: Lhotse manifests,
+# features and data configs, under egs/aishell2/data.
+#
+#   bash egs/aishell2/prepare.sh --dl-dir /corpora --nj 16
+#   bash egs/aishell2/prepare.sh --stage 2 --stop-stage 3 --whisper-fbank true  # Whisper features
+#
+# AISHELL-2 is licensed (https://www.aishelltech.com/aishell_2) and is not downloaded: place
+# it so that $dl_dir/aishell2/AISHELL-2/iOS/{data,dev,test}/ each hold wav/ and trans.txt.
+#
+#  stage 1: lhotse prepare aishell2 -> data/manifests/aishell2_{recordings,supervisions}_{train,dev,test}.jsonl.gz
+#  stage 2: features -> data/fbank/aishell2_cuts_{train,dev,test}.jsonl.gz (data/whisper_fbank/ with --whisper-fbank true)
+#  stage 3: Chinese prompt file and data configs -> data/prompts/transcribe.txt, data/configs/*.yaml
+set -euo pipefail
+
+help_message="Usage: prepare.sh [options]: AISHELL-2 -> manifests, features, data configs (see the script's header)"
+stage=1                  # first stage to run
+stop_stage=3             # last stage to run
+dl_dir=                  # holds aishell2/AISHELL-2/iOS/... (default: egs/aishell2/download)
+nj=4                     # parallel jobs
+whisper_fbank=false      # Whisper log-mel (for Whisper encoders) instead of Kaldi fbank
+num_mel_bins=80          # 80, or 128 for Whisper large-v3
+perturb_speed=false      # add 0.9x and 1.1x speed copies of train
+use_kaldifeat=false      # compute fbank with kaldifeat (make setup-kaldifeat)
+
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_stages.sh" "$@"
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
+
+recipe_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+tools=$(cd "$recipe_dir/../../tools" && pwd)
+dl_dir=$(realpath -m "${dl_dir:-$recipe_dir/download}")  # relative to where the user stands
+cd "$recipe_dir"
+stages_init data
+
+corpus_dir=$dl_dir/aishell2
+parts="train dev test"
+# lhotse's names for the corpus folders of each part
+declare -A corpus_part=([train]=data [dev]=dev [test]=test)
+
+if [ "$whisper_fbank" = true ]; then feature=whisper_fbank; else feature=fbank; fi
+feats_dir=data/$feature
+
+if run_stage 1 "manifests from $corpus_dir"; then
+  # Check the layout here: lhotse would fail on the first missing file with a bare traceback.
+  for part in $parts; do
+    part_dir=$corpus_dir/AISHELL-2/iOS/${corpus_part[$part]}
+    [ -f "$part_dir/trans.txt" ] || die "AISHELL-2 $part not found: expected $part_dir/trans.txt" \
+      "and $part_dir/wav/ (the corpus is licensed: place it under --dl-dir, laid out as" \
+      "$corpus_dir/AISHELL-2/iOS/{data,dev,test}/{wav/,trans.txt})"
+    [ -n "$(find "$part_dir/wav" -name '*.wav' -print -quit 2>/dev/null)" ] \
+      || die "AISHELL-2 $part: no .wav files under $part_dir/wav/ (expected $part_dir/wav/<speaker>/<utt>.wav)"
+  done
+  command -v lhotse > /dev/null || die "the 'lhotse' command is not on PATH; activate the venv (source .venv/bin/activate)"
+  lhotse prepare aishell2 -j "$nj" "$corpus_dir" data/manifests
+  for part in $parts; do
+    for kind in recordings supervisions; do
+      [ -s "data/manifests/aishell2_${kind}_${part}.jsonl.gz" ] || die "lhotse wrote no data/manifests/aishell2_${kind}_${part}.jsonl.gz"
+    done
+  done
+  finish_stage 1
+fi
+
+if run_stage 2 "$num_mel_bins-bin $feature features -> $feats_dir" "$feature"; then
+  extra=()
+  [ "$whisper_fbank" = true ] && extra+=(--whisper-fbank)
+  if [ "$use_kaldifeat" = true ]; then
+    python -c "import kaldifeat" 2> /dev/null || die "--use-kaldifeat true, but kaldifeat is not installed (make setup-kaldifeat)"
+    python "$tools/compute_fbank.py" --help | grep -q -- --kaldifeat \
+      || die "--use-kaldifeat true, but tools/compute_fbank.py has no kaldifeat backend yet"
+    extra+=(--kaldifeat)
+  fi
+  for part in $parts; do
+    perturb=()
+    [ "$part" = train ] && [ "$perturb_speed" = true ] && perturb=(--speed-perturb)
+    python "$tools/compute_fbank.py" \
+      --recordings "data/manifests/aishell2_recordings_$part.jsonl.gz" \
+      --supervisions "data/manifests/aishell2_supervisions_$part.jsonl.gz" \
+      --out "$feats_dir/aishell2_cuts_$part.jsonl.gz" \
+      --storage "$feats_dir/aishell2_feats_$part" \
+      --num-mel-bins "$num_mel_bins" --num-jobs "$nj" "${extra[@]}" "${perturb[@]}"
+  done
+  finish_stage 2 "$feature"
+fi
+
+if run_stage 3 "prompt file and data configs for $feature features" "$feature"; then
+  mkdir -p data/prompts data/configs
+  cat > data/prompts/transcribe.txt << 'EOF'
+请把这段语音转写成文字。
+请转写这段音频。
+这段录音说了什么？请逐字写下来。
+把音频内容转成中文文本。
+听写这段语音。
+请给出这段话的文字内容。
+EOF
+  cat > "data/configs/train_data_$feature.yaml" << EOF
+# Written by prepare.sh stage 3: AISHELL-2 train for the transcribe task.
+- {manifest: $feats_dir/aishell2_cuts_train.jsonl.gz, task: transcribe, weight: 1.0, prompt_file: data/prompts/transcribe.txt}
+EOF
+  cat > "data/configs/valid_data_$feature.yaml" << EOF
+- {manifest: $feats_dir/aishell2_cuts_dev.jsonl.gz, task: transcribe, prompt_file: data/prompts/transcribe.txt}
+EOF
+  cat > "data/configs/test_data_$feature.yaml" << EOF
+- {name: aishell2_dev, manifest: $feats_dir/aishell2_cuts_dev.jsonl.gz, task: transcribe, prompt_file: data/prompts/transcribe.txt}
+- {name: aishell2_test, manifest: $feats_dir/aishell2_cuts_test.jsonl.gz, task: transcribe, prompt_file: data/prompts/transcribe.txt}
+EOF
+  log "wrote data/prompts/transcribe.txt and data/configs/{train,valid,test}_data_$feature.yaml"
+  finish_stage 3 "$feature"
+fi

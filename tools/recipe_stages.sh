@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Stage gating for recipe prepare.sh scripts, icefall style, with a marker per finished stage.
+#
+# Source it with the script's arguments BEFORE tools/parse_options.sh:
+#
+#     . "$tools/recipe_stages.sh" "$@"
+#     . "$tools/parse_options.sh"
+#     stages_init data              # markers live in data/.stage-<K>.done
+#     if run_stage 1 "manifests"; then ...; finish_stage 1; fi
+#
+# Stage K runs when stage <= K <= stop_stage and either its marker is missing or the
+# user named the range on the command line (--stage/--stop-stage): a plain re-run skips
+# finished stages, `--stage 2 --stop-stage 2` redoes stage 2. The marker is written
+# last, so a stage interrupted half-way is redone on the next run.
+
+_stages_explicit=false
+for _stages_arg in "$@"; do
+  case "$_stages_arg" in
+    --stage|--stage=*|--stop-stage|--stop-stage=*) _stages_explicit=true ;;
+  esac
+done
+unset _stages_arg
+
+log() {
+  echo "$(date '+%F %T') (${0##*/}) $*"
+}
+
+die() {
+  echo "${0##*/}: error: $*" >&2
+  exit 1
+}
+
+# stages_init DIR [TAG]: markers go to DIR/.stage-<K>[-TAG].done
+stages_init() {
+  _stages_dir="$1"
+  mkdir -p "$_stages_dir"
+}
+
+_stage_marker() {
+  local k="$1" tag="${2:-}"
+  echo "$_stages_dir/.stage-$k${tag:+-$tag}.done"
+}
+
+# run_stage K DESCRIPTION [TAG]: true when stage K should run now (and logs why or why not).
+run_stage() {
+  local k="$1" what="$2" tag="${3:-}"
+  if [ "$k" -lt "$stage" ] || [ "$k" -gt "$stop_stage" ]; then
+    return 1
+  fi
+  if [ -f "$(_stage_marker "$k" "$tag")" ] && [ "$_stages_explicit" != true ]; then
+    log "Stage $k: $what: done already, skipping ($(_stage_marker "$k" "$tag"))"
+    return 1
+  fi
+  log "Stage $k: $what"
+  return 0
+}
+
+# finish_stage K [TAG]: mark stage K finished.
+finish_stage() {
+  date '+%F %T' > "$(_stage_marker "$1" "${2:-}")"
+}
