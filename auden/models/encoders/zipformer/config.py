@@ -126,5 +126,7 @@ def resolve_zipformer_config(spec: str | Path | dict | ZipformerConfig) -> Zipfo
         )
     data = json.loads(path.read_text())
     if data.get("model_type") == "zipformer_ctc":
-        data = data["encoder"]
+        data = data["encoder"]["config"]
+        if not isinstance(data, dict):
+            return resolve_zipformer_config(data)
     return ZipformerConfig.from_dict(data, source=str(path))

@@ -110,13 +110,15 @@ class ZipformerEncoder(AudioEncoder):
         config, state = read_model_folder(folder)
         model_type = config.get("model_type")
         if model_type == "zipformer_ctc":
-            config = config["encoder"]
+            zipformer_config = resolve_zipformer_config(config["encoder"]["config"])
             state = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
-        elif model_type != cls.model_type:
+        elif model_type == cls.model_type:
+            zipformer_config = ZipformerConfig.from_dict(config, source=f"{folder}/config.json")
+        else:
             raise ValueError(
                 f"'{folder}' holds model_type '{model_type}', not 'zipformer' or 'zipformer_ctc'"
             )
-        encoder = cls(ZipformerConfig.from_dict(config, source=f"{folder}/config.json"))
+        encoder = cls(zipformer_config)
         encoder.load_state_dict(state)
         logger.info("loaded zipformer encoder (%d params) from %s", encoder.num_params(), folder)
         return encoder
