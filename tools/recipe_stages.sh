@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Stage gating for recipe prepare.sh scripts, icefall style, with a marker per finished stage.
 #
-# Source it with the script's arguments BEFORE tools/parse_options.sh:
+# Source it AFTER tools/parse_options.sh, which records the options given in
+# $parse_options_given:
 #
-#     . "$tools/recipe_stages.sh" "$@"
 #     . "$tools/parse_options.sh"
+#     . "$tools/recipe_stages.sh"
 #     stages_init data              # markers live in data/.stage-<K>.done
 #     if run_stage 1 "manifests"; then ...; finish_stage 1; fi
 #
@@ -14,12 +15,9 @@
 # last, so a stage interrupted half-way is redone on the next run.
 
 _stages_explicit=false
-for _stages_arg in "$@"; do
-  case "$_stages_arg" in
-    --stage|--stage=*|--stop-stage|--stop-stage=*) _stages_explicit=true ;;
-  esac
-done
-unset _stages_arg
+case "${parse_options_given:-}" in
+  *" stage "*|*" stop_stage "*) _stages_explicit=true ;;
+esac
 
 log() {
   echo "$(date '+%F %T') (${0##*/}) $*"

@@ -23,8 +23,8 @@ num_mel_bins=80          # 80, or 128 for Whisper large-v3
 perturb_speed=false      # add 0.9x and 1.1x speed copies of train
 use_kaldifeat=false      # compute fbank with kaldifeat (make setup-kaldifeat)
 
-. "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_stages.sh" "$@"
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_stages.sh"
 
 recipe_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tools=$(cd "$recipe_dir/../../tools" && pwd)

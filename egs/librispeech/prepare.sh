@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# LibriSpeech (960 h of English audiobooks) for auden: Lhotse manifests, features and data
+# configs, under egs/librispeech/data.
+#
+#   bash egs/librispeech/prepare.sh --dl-dir /corpora --nj 16
+#   bash egs/librispeech/prepare.sh --stage 2 --stop-stage 3 --whisper-fbank true  # Whisper features
+#
+# The corpus is not downloaded here: fetch it from https://www.openslr.org/12 and unpack it so
+# that $dl_dir/LibriSpeech/<part>/<speaker>/<chapter>/ hold the .flac files and the
+# <speaker>-<chapter>.trans.txt transcripts, for each part named in --parts.
+#
+#  stage 1: lhotse prepare librispeech -> data/manifests/librispeech_{recordings,supervisions}_<part>.jsonl.gz
+#  stage 2: features -> data/fbank/librispeech_cuts_<part>.jsonl.gz (data/whisper_fbank/ with --whisper-fbank true)
+#  stage 3: English prompt file and data configs -> data/prompts/transcribe.txt, data/configs/*.yaml
+set -euo pipefail
+
+help_message="Usage: prepare.sh [options]: LibriSpeech -> manifests, features, data configs (see the script's header)"
+stage=1                  # first stage to run
+stop_stage=3             # last stage to run
+dl_dir=                  # holds LibriSpeech/<part>/... (default: egs/librispeech/download)
+parts="train-clean-100 train-clean-360 train-other-500 dev-clean dev-other test-clean test-other"  # parts to prepare
+nj=4                     # parallel jobs
+whisper_fbank=false      # Whisper log-mel (for Whisper encoders) instead of Kaldi fbank
+num_mel_bins=80          # 80, or 128 for Whisper large-v3
+perturb_speed=false      # add 0.9x and 1.1x speed copies of the train parts
+use_kaldifeat=false      # compute fbank with kaldifeat (make setup-kaldifeat)
+
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_stages.sh"
+
+recipe_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+tools=$(cd "$recipe_dir/../../tools" && pwd)
+dl_dir=$(realpath -m "${dl_dir:-$recipe_dir/download}")  # relative to where the user stands
+cd "$recipe_dir"
+stages_init data
+
+corpus_dir=$dl_dir/LibriSpeech
+train_parts=$(for p in $parts; do case $p in train-*) echo "$p" ;; esac; done)
+dev_parts=$(for p in $parts; do case $p in dev-*) echo "$p" ;; esac; done)
+test_parts=$(for p in $parts; do case $p in dev-*|test-*) echo "$p" ;; esac; done)
+[ -n "$train_parts" ] || die "--parts '$parts' names no train-* part"
+
+if [ "$whisper_fbank" = true ]; then feature=whisper_fbank; else feature=fbank; fi
+feats_dir=data/$feature
+
+if run_stage 1 "manifests of $parts from $corpus_dir"; then
+  # Check the layout here: lhotse skips missing audio with a warning and writes nothing useful.
+  for part in $parts; do
+    part_dir=$corpus_dir/$part
+    [ -n "$(find "$part_dir" -name '*.trans.txt' -print -quit 2>/dev/null)" ] \
+      || die "LibriSpeech $part not found: expected $part_dir/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt" \
+        "and .flac files beside it (unpack $part.tar.gz from https://www.openslr.org/12 under --dl-dir," \
+        "or choose the parts with --parts)"
+    [ -n "$(find "$part_dir" -name '*.flac' -print -quit)" ] \
+      || die "LibriSpeech $part: no .flac files under $part_dir (expected $part_dir/<speaker>/<chapter>/<utt>.flac)"
+  done
+  command -v lhotse > /dev/null || die "the 'lhotse' command is not on PATH; activate the venv (source .venv/bin/activate)"
+  part_args=()
+  for part in $parts; do part_args+=(-p "$part"); done
+  lhotse prepare librispeech -j "$nj" "${part_args[@]}" "$corpus_dir" data/manifests
+  for part in $parts; do
+    for kind in recordings supervisions; do
+      [ -s "data/manifests/librispeech_${kind}_${part}.jsonl.gz" ] || die "lhotse wrote no data/manifests/librispeech_${kind}_${part}.jsonl.gz"
+    done
+  done
+  finish_stage 1
+fi
+
+if run_stage 2 "$num_mel_bins-bin $feature features -> $feats_dir" "$feature"; then
+  extra=()
+  [ "$whisper_fbank" = true ] && extra+=(--whisper-fbank)
+  if [ "$use_kaldifeat" = true ]; then
+    python -c "import kaldifeat" 2> /dev/null || die "--use-kaldifeat true, but kaldifeat is not installed (make setup-kaldifeat)"
+    python "$tools/compute_fbank.py" --help | grep -q -- --kaldifeat \
+      || die "--use-kaldifeat true, but tools/compute_fbank.py has no kaldifeat backend yet"
+    extra+=(--kaldifeat)
+  fi
+  for part in $parts; do
+    perturb=()
+    case $part in train-*) [ "$perturb_speed" = true ] && perturb=(--speed-perturb) ;; esac
+    python "$tools/compute_fbank.py" \
+      --recordings "data/manifests/librispeech_recordings_$part.jsonl.gz" \
+      --supervisions "data/manifests/librispeech_supervisions_$part.jsonl.gz" \
+      --out "$feats_dir/librispeech_cuts_$part.jsonl.gz" \
+      --storage "$feats_dir/librispeech_feats_$part" \
+      --num-mel-bins "$num_mel_bins" --num-jobs "$nj" "${extra[@]}" "${perturb[@]}"
+  done
+  finish_stage 2 "$feature"
+fi
+
+if run_stage 3 "prompt file and data configs for $feature features" "$feature"; then
+  mkdir -p data/prompts data/configs
+  cat > data/prompts/transcribe.txt << 'EOF'
+Transcribe the audio.
+Write down exactly what is said.
+What does the speaker say? Give the words verbatim.
+Convert this speech to text.
+Transcribe this recording into English text.
+Please write out the spoken words.
+EOF
+  # The train parts are weighted by their size in hours, so the mix is the corpus itself.
+  declare -A hours=([train-clean-100]=100.6 [train-clean-360]=363.6 [train-other-500]=496.7)
+  prompt=data/prompts/transcribe.txt
+  {
+    echo "# Written by prepare.sh stage 3: LibriSpeech train parts for the transcribe task."
+    for part in $train_parts; do
+      echo "- {manifest: $feats_dir/librispeech_cuts_$part.jsonl.gz, task: transcribe, weight: ${hours[$part]:-1.0}, prompt_file: $prompt}"
+    done
+  } > "data/configs/train_data_$feature.yaml"
+  if [ -z "$test_parts" ]; then
+    log "no dev-*/test-* part in --parts: no valid or test data config written"
+  else
+  {
+    for part in ${dev_parts:-$test_parts}; do
+      echo "- {manifest: $feats_dir/librispeech_cuts_$part.jsonl.gz, task: transcribe, prompt_file: $prompt}"
+    done
+  } > "data/configs/valid_data_$feature.yaml"
+  {
+    for part in $test_parts; do
+      echo "- {name: librispeech_$part, manifest: $feats_dir/librispeech_cuts_$part.jsonl.gz, task: transcribe, prompt_file: $prompt}"
+    done
+  } > "data/configs/test_data_$feature.yaml"
+  fi
+  log "wrote $prompt and data/configs/{train,valid,test}_data_$feature.yaml"
+  finish_stage 3 "$feature"
+fi

@@ -1,0 +1,82 @@
+"""egs/librispeech/prepare.sh on a tiny LibriSpeech tree in the real corpus layout."""
+
+from __future__ import annotations
+
+import pytest
+from lhotse import load_manifest
+from recipe_fixtures import LIBRISPEECH_TEXT, copy_recipe, make_librispeech, run_prepare
+
+from auden.data.config import load_data_config
+
+PARTS = tuple(LIBRISPEECH_TEXT)  # train-clean-100 dev-clean test-clean
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("librispeech")
+    texts = make_librispeech(root / "dl")
+    recipe = copy_recipe("librispeech", root)
+    proc = run_prepare(
+        recipe, "--dl-dir", str(root / "dl"), "--nj", "1", "--parts", " ".join(PARTS)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return recipe, texts
+
+
+def test_prepare_turns_the_corpus_into_cuts_with_fbank(prepared, monkeypatch):
+    recipe, texts = prepared
+    monkeypatch.chdir(recipe)
+    for part in PARTS:
+        cuts = load_manifest(f"data/fbank/librispeech_cuts_{part}.jsonl.gz")
+        assert {c.id: c.supervisions[0].text for c in cuts} == texts[part]
+        for cut in cuts:
+            assert cut.load_features().shape == (cut.num_frames, 80)
+            assert abs(cut.num_frames - round(cut.duration * 100)) <= 1
+            assert cut.supervisions[0].speaker == cut.id.split("-")[0]
+
+
+def test_stage_3_writes_english_prompts_and_data_configs_that_load(prepared, monkeypatch):
+    recipe, _ = prepared
+    monkeypatch.chdir(recipe)
+    prompts = (recipe / "data" / "prompts" / "transcribe.txt").read_text().splitlines()
+    assert len(prompts) >= 5 and all(p.isascii() for p in prompts)
+    train = load_data_config("data/configs/train_data_fbank.yaml")
+    assert [(s.task, s.weight, s.manifest.name) for s in train] == [
+        ("transcribe", 100.6, "librispeech_cuts_train-clean-100.jsonl.gz")
+    ]
+    assert [s.manifest.name for s in load_data_config("data/configs/valid_data_fbank.yaml")] == [
+        "librispeech_cuts_dev-clean.jsonl.gz"
+    ]
+    test = load_data_config("data/configs/test_data_fbank.yaml")
+    assert [s.name for s in test] == ["librispeech_dev-clean", "librispeech_test-clean"]
+
+
+def test_a_rerun_skips_finished_stages_and_stage_2_alone_is_redone(prepared):
+    recipe, _ = prepared
+    dl = recipe.parents[1] / "dl"
+    manifests = sorted((recipe / "data" / "manifests").iterdir())
+    feats = recipe / "data" / "fbank" / "librispeech_cuts_dev-clean.jsonl.gz"
+    before = {p: p.stat().st_mtime_ns for p in manifests}
+    feats_before = feats.stat().st_mtime_ns
+
+    again = run_prepare(recipe, "--dl-dir", str(dl), "--parts", " ".join(PARTS))
+    assert again.returncode == 0 and again.stdout.count("done already, skipping") == 3
+
+    redo = run_prepare(
+        recipe, "--dl-dir", str(dl), "--parts", " ".join(PARTS), "--stage", "2", "--stop-stage", "2"
+    )
+    assert redo.returncode == 0, redo.stderr[-2000:]
+    assert "Stage 1" not in redo.stdout and "Stage 3" not in redo.stdout
+    assert {p: p.stat().st_mtime_ns for p in manifests} == before
+    assert feats.stat().st_mtime_ns > feats_before
+
+
+def test_a_missing_part_fails_naming_the_expected_path(tmp_path):
+    make_librispeech(tmp_path / "dl")
+    recipe = copy_recipe("librispeech", tmp_path)
+    proc = run_prepare(
+        recipe, "--dl-dir", str(tmp_path / "dl"), "--parts", "train-clean-360 dev-clean"
+    )
+    assert proc.returncode != 0
+    assert f"expected {tmp_path}/dl/LibriSpeech/train-clean-360/<speaker>/<chapter>/" in proc.stderr
+    assert not (recipe / "data" / "manifests").exists()
