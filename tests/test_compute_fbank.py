@@ -11,6 +11,9 @@ import pytest
 import soundfile as sf
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
+from auden.audio import precompute
+from auden.audio.precompute import FbankJob, compute_features
+
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "compute_fbank.py"
 
@@ -28,8 +31,12 @@ def manifests(tmp_path_factory) -> tuple[Path, Path]:
         recs.append(rec)
         sups.append(
             SupervisionSegment(
-                id=f"utt{i}", recording_id=f"utt{i}", start=0.0, duration=rec.duration,
-                text=f"word {i}", custom={"answer": str(i)},
+                id=f"utt{i}",
+                recording_id=f"utt{i}",
+                start=0.0,
+                duration=rec.duration,
+                text=f"word {i}",
+                custom={"answer": str(i)},
             )
         )
     rec_path, sup_path = root / "recs.jsonl.gz", root / "sups.jsonl.gz"
@@ -47,8 +54,16 @@ def run_tool(*args: str) -> subprocess.CompletedProcess:
 def test_cuts_get_80_bin_fbank_whose_frames_match_the_duration(manifests, tmp_path):
     recs, sups = manifests
     out = tmp_path / "fbank" / "x_cuts_train.jsonl.gz"
-    res = run_tool("--recordings", str(recs), "--supervisions", str(sups), "--out", str(out),
-                   "--storage", str(tmp_path / "fbank" / "x_feats_train"))
+    res = run_tool(
+        "--recordings",
+        str(recs),
+        "--supervisions",
+        str(sups),
+        "--out",
+        str(out),
+        "--storage",
+        str(tmp_path / "fbank" / "x_feats_train"),
+    )
     assert res.returncode == 0, res.stderr
     cuts = CutSet.from_file(out)
     assert sorted(c.id for c in cuts) == ["utt0", "utt1", "utt2"]
@@ -60,23 +75,54 @@ def test_cuts_get_80_bin_fbank_whose_frames_match_the_duration(manifests, tmp_pa
     assert not [p for p in out.parent.iterdir() if ".tmp-" in p.name]
 
 
-def test_whisper_fbank_with_128_bins_and_two_jobs(manifests, tmp_path):
+def test_whisper_fbank_with_128_bins(manifests, tmp_path):
     recs, sups = manifests
     out = tmp_path / "w_cuts.jsonl.gz"
-    res = run_tool("--recordings", str(recs), "--supervisions", str(sups), "--out", str(out),
-                   "--storage", str(tmp_path / "w_feats"), "--whisper-fbank",
-                   "--num-mel-bins", "128", "--num-jobs", "2")
+    res = run_tool(
+        "--recordings",
+        str(recs),
+        "--supervisions",
+        str(sups),
+        "--out",
+        str(out),
+        "--storage",
+        str(tmp_path / "w_feats"),
+        "--whisper-fbank",
+        "--num-mel-bins",
+        "128",
+    )
     assert res.returncode == 0, res.stderr
     cuts = CutSet.from_file(out)
     assert len(cuts) == 3
     assert all(c.load_features().shape == (c.num_frames, 128) for c in cuts)
 
 
+def test_two_worker_processes_give_the_same_features_as_one(manifests, tmp_path, monkeypatch):
+    recs, sups = manifests
+    one = compute_features(FbankJob(recs, sups, tmp_path / "one.jsonl.gz", tmp_path / "one"))
+    monkeypatch.setattr(precompute, "MIN_CUTS_PER_JOB", 1)  # force a pool for 3 cuts
+    two = compute_features(
+        FbankJob(recs, sups, tmp_path / "two.jsonl.gz", tmp_path / "two", num_jobs=2)
+    )
+    assert [c.id for c in two] == [c.id for c in one]
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a.load_features(), b.load_features(), atol=1e-5)
+
+
 def test_speed_perturb_adds_slower_and_faster_copies(manifests, tmp_path):
     recs, sups = manifests
     out = tmp_path / "sp_cuts.jsonl.gz"
-    res = run_tool("--recordings", str(recs), "--supervisions", str(sups), "--out", str(out),
-                   "--storage", str(tmp_path / "sp_feats"), "--speed-perturb")
+    res = run_tool(
+        "--recordings",
+        str(recs),
+        "--supervisions",
+        str(sups),
+        "--out",
+        str(out),
+        "--storage",
+        str(tmp_path / "sp_feats"),
+        "--speed-perturb",
+    )
     assert res.returncode == 0, res.stderr
     cuts = {c.id: c for c in CutSet.from_file(out)}
     assert len(cuts) == 9
@@ -88,15 +134,31 @@ def test_speed_perturb_adds_slower_and_faster_copies(manifests, tmp_path):
 def test_missing_manifest_is_an_error_naming_the_file(manifests, tmp_path):
     _, sups = manifests
     missing = tmp_path / "nope_recordings.jsonl.gz"
-    res = run_tool("--recordings", str(missing), "--supervisions", str(sups),
-                   "--out", str(tmp_path / "c.jsonl.gz"), "--storage", str(tmp_path / "f"))
+    res = run_tool(
+        "--recordings",
+        str(missing),
+        "--supervisions",
+        str(sups),
+        "--out",
+        str(tmp_path / "c.jsonl.gz"),
+        "--storage",
+        str(tmp_path / "f"),
+    )
     assert res.returncode != 0
     assert str(missing) in res.stderr
 
 
 def test_swapped_manifests_are_an_error_naming_the_file(manifests, tmp_path):
     recs, sups = manifests
-    res = run_tool("--recordings", str(sups), "--supervisions", str(recs),
-                   "--out", str(tmp_path / "c.jsonl.gz"), "--storage", str(tmp_path / "f"))
+    res = run_tool(
+        "--recordings",
+        str(sups),
+        "--supervisions",
+        str(recs),
+        "--out",
+        str(tmp_path / "c.jsonl.gz"),
+        "--storage",
+        str(tmp_path / "f"),
+    )
     assert res.returncode != 0
     assert str(sups) in res.stderr and "SupervisionSet" in res.stderr

@@ -31,9 +31,7 @@ def recipe_script(tmp_path_factory) -> Path:
 
 
 def run(script: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["bash", str(script), *args], capture_output=True, text=True, timeout=30
-    )
+    return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=30)
 
 
 def test_options_set_the_script_variables(recipe_script):
@@ -98,8 +96,6 @@ def test_help_shows_the_value_in_force_when_it_is_read(recipe_script):
 
 def test_script_can_tell_which_options_were_given(tmp_path):
     script = tmp_path / "s.sh"
-    script.write_text(
-        f"stage=0\nnj=1\n. {PARSE_OPTIONS}\necho \"given=[$parse_options_given]\"\n"
-    )
+    script.write_text(f'stage=0\nnj=1\n. {PARSE_OPTIONS}\necho "given=[$parse_options_given]"\n')
     assert "given=[ stage ]" in run(script, "--stage", "0").stdout
     assert "given=[ ]" in run(script).stdout

@@ -26,6 +26,9 @@ from auden.audio.features import build_feature_extractor
 log = logging.getLogger(__name__)
 
 SPEED_FACTORS: tuple[float, ...] = (0.9, 1.1)
+# Fbank runs at several hundred times real time in one process, while each extra worker
+# costs seconds to start (it re-imports torch and lhotse): only big sets get more workers.
+MIN_CUTS_PER_JOB = 4000
 
 
 @dataclass(frozen=True)
@@ -81,16 +84,21 @@ def compute_features(job: FbankJob) -> CutSet:
     storage.parent.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
 
+    num_jobs = max(1, min(job.num_jobs, -(-len(cuts) // MIN_CUTS_PER_JOB)))
     log.info(
         "computing %d-bin %s for %d cuts from '%s' -> '%s' (%d jobs)",
-        job.num_mel_bins, job.kind, len(cuts), job.recordings, out, job.num_jobs,
+        job.num_mel_bins, job.kind, len(cuts), job.recordings, out, num_jobs,
     )
-    cuts = cuts.compute_and_store_features(
+    order = [cut.id for cut in cuts]
+    computed = cuts.compute_and_store_features(
         extractor=extractor,
         storage_path=storage,
-        num_jobs=max(1, job.num_jobs),
+        num_jobs=num_jobs,
         storage_type=LilcomChunkyWriter,
     )
+    # Worker processes return their chunks as they finish; keep the manifest's order.
+    by_id = {cut.id: cut for cut in computed}
+    cuts = CutSet.from_cuts(by_id[cut_id] for cut_id in order)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}" + _suffix(out))
     cuts.to_file(tmp)
     os.replace(tmp, out)

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Stage 4 of mini_en: the data configs that train.py and evaluate.py read.
+
+    <config-dir>/train_data.yaml  [{manifest, task, weight, prompt_file}]  (train split)
+    <config-dir>/valid_data.yaml  [{manifest, task, weight, prompt_file}]  (dev split)
+    <config-dir>/test_data.yaml   [{name, manifest, task, prompt_file}]    (test-seen, test-unseen)
+
+When the configs go into the recipe folder, paths inside it are written relative to it
+(train.py runs there); otherwise every path is written absolute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import yaml
+from corpus import TASK_KINDS
+
+RECIPE_DIR = Path(__file__).resolve().parents[1]
+# How often each task is drawn in training (Lhotse mux weights).
+TRAIN_WEIGHTS = {"transcribe": 2.0, "continue": 1.0, "describe": 1.0, "answer": 1.0}
+TEST_SPLITS = ("test-seen", "test-unseen")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder)
+
+
+def make_configs(fbank_dir: Path, prompt_dir: Path, config_dir: Path) -> list[Path]:
+    relative = _inside(config_dir, RECIPE_DIR)
+
+    def config_path(path: Path) -> str:
+        if relative and _inside(path, RECIPE_DIR):
+            return str(path.resolve().relative_to(RECIPE_DIR))
+        return str(path.resolve())
+
+    def manifest(split: str, task: str) -> str:
+        path = fbank_dir / f"mini_en_cuts_{split}_{task}.jsonl.gz"
+        if not path.is_file():
+            raise FileNotFoundError(f"'{path}' does not exist: run stage 2 first")
+        return config_path(path)
+
+    def prompt(task: str) -> str:
+        path = prompt_dir / f"{task}.txt"
+        if not path.is_file():
+            raise FileNotFoundError(f"prompt file '{path}' for task '{task}' does not exist")
+        return config_path(path)
+
+    configs = {
+        "train_data.yaml": [
+            {"manifest": manifest("train", t), "task": t, "weight": TRAIN_WEIGHTS[t],
+             "prompt_file": prompt(t)} for t in TASK_KINDS
+        ],
+        "valid_data.yaml": [
+            {"manifest": manifest("dev", t), "task": t, "weight": 1.0, "prompt_file": prompt(t)}
+            for t in TASK_KINDS
+        ],
+        "test_data.yaml": [
+            {"name": f"{split}_{t}", "manifest": manifest(split, t), "task": t,
+             "prompt_file": prompt(t)} for split in TEST_SPLITS for t in TASK_KINDS
+        ],
+    }
+    config_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, entries in configs.items():
+        out = config_dir / name
+        tmp = out.with_name(f".{name}.tmp-{os.getpid()}")
+        header = f"# Written by egs/mini_en/prepare.sh stage 4 ({Path(__file__).name}).\n"
+        tmp.write_text(header + yaml.safe_dump(entries, sort_keys=False, width=120))
+        tmp.replace(out)
+        written.append(out)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fbank-dir", type=Path, required=True)
+    parser.add_argument("--prompt-dir", type=Path, default=RECIPE_DIR / "configs" / "prompts")
+    parser.add_argument("--config-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        written = make_configs(args.fbank_dir, args.prompt_dir, args.config_dir)
+    except FileNotFoundError as err:
+        print(f"make_data_configs.py: {err}", file=sys.stderr)
+        return 1
+    print("make_data_configs.py: wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

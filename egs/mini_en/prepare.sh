@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# mini_en: an offline spoken-English corpus for every task auden trains, made on the spot
+# with espeak-ng and sox, then prepared like any real corpus.
+#
+#   stage 0: synthesise 16 kHz wav files (many voices, speeds, pitches; sound events)
+#   stage 1: Lhotse manifests  data/manifests/mini_en_{recordings,supervisions}_<split>.jsonl.gz
+#   stage 2: 80-bin fbank      data/fbank/mini_en_cuts_<split>.jsonl.gz (+ _<task> subsets)
+#   stage 3: the recipe's LLM  data/llm (tokenizer with chat template and <|AUDIO|>, tiny Qwen2)
+#   stage 4: data configs      configs/{train,valid,test}_data.yaml
+# Splits: train, dev, test-seen (training voices), test-unseen (voices never in training).
+#
+# Each finished stage leaves a marker data/.stage-<n>.done, written last
+# (tools/recipe_stages.sh). A re-run skips finished stages unless their settings
+# (--num-utts, ...) changed; naming the range redoes it even when it is done:
+#   bash prepare.sh                               # everything not yet done
+#   bash prepare.sh --stage 2 --stop-stage 2      # recompute the features only
+# Relative paths are relative to this recipe folder.
+set -euo pipefail
+
+stage=0               # first stage to run
+stop_stage=4          # last stage to run
+nj=2                  # parallel jobs (synthesis, features)
+num_utts=8000         # utterances over all splits; dev and each test set get 5%
+seed=42               # seed of the corpus plan (texts, voices, speeds, pitches)
+speed_perturb=false   # add 0.9x/1.1x train copies (changes the speed the describe labels state)
+llm_vocab_size=500    # BPE vocabulary of the recipe's tokenizer
+llm_hidden_size=128   # width of the tiny Qwen2
+llm_num_layers=2      # depth of the tiny Qwen2
+data_dir=data         # audio, manifests, features and the LLM folder
+config_dir=configs    # where the data configs are written
+
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_stages.sh"
+
+[ $# -eq 0 ] || die "unexpected argument '$1' (options start with --; see --help)"
+recipe_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_dir="$(cd "$recipe_dir/../.." && pwd)"
+cd "$recipe_dir"
+# Use the repository's virtual environment when none is active (`make setup` creates it).
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$repo_dir/.venv/bin/python" ]; then
+  export PATH="$repo_dir/.venv/bin:$PATH"
+fi
+
+stage_0() {
+  command -v espeak-ng > /dev/null 2>&1 \
+    || die "espeak-ng was not found on PATH; install it with 'sudo apt-get install espeak-ng' (or run 'make setup')"
+  command -v sox > /dev/null 2>&1 \
+    || die "sox was not found on PATH; install it with 'sudo apt-get install sox' (or run 'make setup')"
+  python local/synthesize.py --num-utts "$num_utts" --seed "$seed" --nj "$nj" \
+    --audio-dir "$data_dir/audio" --local-dir "$data_dir/local"
+}
+
+stage_1() {
+  python local/make_manifests.py --local-dir "$data_dir/local" --out-dir "$data_dir/manifests"
+}
+
+stage_2() {
+  local split sp
+  for split in train dev test-seen test-unseen; do
+    sp=""
+    if [ "$split" = train ] && [ "$speed_perturb" = true ]; then sp="--speed-perturb"; fi
+    python "$repo_dir/tools/compute_fbank.py" \
+      --recordings "$data_dir/manifests/mini_en_recordings_$split.jsonl.gz" \
+      --supervisions "$data_dir/manifests/mini_en_supervisions_$split.jsonl.gz" \
+      --out "$data_dir/fbank/mini_en_cuts_$split.jsonl.gz" \
+      --storage "$data_dir/fbank/mini_en_feats_$split" --num-jobs "$nj" $sp
+  done
+  python local/task_subsets.py --fbank-dir "$data_dir/fbank"
+}
+
+stage_3() {
+  python local/collect_text.py --supervisions "$data_dir/manifests/mini_en_supervisions_train.jsonl.gz" \
+    --prompts configs/prompts/*.txt --out "$data_dir/lang/train_text.txt"
+  python -m auden.models.tiny_llm --text-file "$data_dir/lang/train_text.txt" --out "$data_dir/llm" \
+    --vocab-size "$llm_vocab_size" --hidden-size "$llm_hidden_size" \
+    --intermediate-size $((llm_hidden_size * 2)) --num-layers "$llm_num_layers"
+}
+
+stage_4() {
+  python local/make_data_configs.py --fbank-dir "$data_dir/fbank" --config-dir "$config_dir"
+}
+
+# The settings a stage's output depends on. When they differ from those of the last
+# run, the stage and every later one are redone, even without --stage.
+stage_settings() {
+  case "$1" in
+    0) echo "num_utts=$num_utts seed=$seed" ;;
+    2) echo "speed_perturb=$speed_perturb" ;;
+    3) echo "llm_vocab_size=$llm_vocab_size llm_hidden_size=$llm_hidden_size llm_num_layers=$llm_num_layers" ;;
+    4) echo "config_dir=$config_dir" ;;
+    *) echo "-" ;;
+  esac
+}
+
+stage_names=("synthesise audio" "Lhotse manifests" "fbank features" "tokenizer and tiny LLM" "data configs")
+last_stage=4
+stages_init "$data_dir"
+for n in $(seq 0 $last_stage); do
+  settings_file="$data_dir/.stage-$n.settings"
+  if [ "$n" -ge "$stage" ] && [ "$n" -le "$stop_stage" ] \
+      && [ "$(cat "$settings_file" 2> /dev/null)" != "$(stage_settings "$n")" ]; then
+    for later in $(seq "$n" $last_stage); do
+      rm -f "$data_dir/.stage-$later.done" "$data_dir/.stage-$later.settings"
+    done
+  fi
+  if run_stage "$n" "${stage_names[$n]}"; then
+    rm -f "$data_dir/.stage-$n.done"  # an interrupted redo must not look finished
+    start_ms=$(($(date +%s%N) / 1000000))
+    "stage_$n"
+    finish_stage "$n"
+    stage_settings "$n" > "$settings_file"
+    elapsed_ms=$(($(date +%s%N) / 1000000 - start_ms))
+    log "Stage $n: ${stage_names[$n]}: finished in $((elapsed_ms / 1000)).$((elapsed_ms % 1000 / 100)) s"
+  fi
+done
+log "mini_en is ready under $(cd "$data_dir" && pwd)"
