@@ -42,18 +42,18 @@ def test_prepare_turns_the_corpus_into_cuts_with_fbank(prepared, monkeypatch):
             assert cut.supervisions[0].speaker == cut.id[1:6]  # the wav/<speaker>/ folder
 
 
-def test_stage_3_writes_chinese_prompts_and_data_configs_that_load(prepared, monkeypatch):
+def test_stage_3_writes_data_configs_with_chinese_prompts_that_load(prepared, monkeypatch):
     recipe, texts, _ = prepared
-    prompts = (recipe / "data" / "prompts" / "transcribe.txt").read_text("utf-8").splitlines()
-    assert len(prompts) >= 5 and all("\u4e00" <= p[0] <= "\u9fff" for p in prompts)
     monkeypatch.chdir(recipe)  # paths in the configs are relative to the recipe folder
-    train = load_data_config("data/configs/train_data_fbank.yaml")
+    train = load_data_config("configs/train_data.yaml")
     assert [(s.task, s.manifest.name) for s in train] == [
         ("transcribe", "aishell2_cuts_train.jsonl.gz")
     ]
-    test = load_data_config("data/configs/test_data_fbank.yaml")
+    test = load_data_config("configs/test_data.yaml")
     assert [s.name for s in test] == ["aishell2_dev", "aishell2_test"]
-    assert all(s.prompt_file.name == "transcribe.txt" for s in train + test)
+    assert {s.prompt_file for s in train + test} == {recipe / "configs/prompts/transcribe.txt"}
+    prompts = (recipe / "configs/prompts/transcribe.txt").read_text("utf-8").splitlines()
+    assert len(prompts) >= 5 and all("\u4e00" <= p[0] <= "\u9fff" for p in prompts)
 
 
 def test_a_rerun_skips_finished_stages_and_a_named_stage_is_redone(prepared, monkeypatch):
@@ -91,7 +91,8 @@ def test_a_rerun_skips_finished_stages_and_a_named_stage_is_redone(prepared, mon
     assert {c.id for c in train if c.id.endswith("_sp0.9")}
     assert train[0].features.type == "whisper-fbank"
     assert train[0].load_features().shape == (train[0].num_frames, 80)
-    assert (data / "configs" / "train_data_whisper_fbank.yaml").is_file()
+    whisper_train = load_data_config("configs/train_data_whisper.yaml")
+    assert whisper_train[0].manifest == data / "whisper_fbank" / "aishell2_cuts_train.jsonl.gz"
 
 
 def test_a_corpus_in_the_wrong_layout_fails_naming_the_expected_path(tmp_path):

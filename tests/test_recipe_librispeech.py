@@ -38,16 +38,16 @@ def test_prepare_turns_the_corpus_into_cuts_with_fbank(prepared, monkeypatch):
 def test_stage_3_writes_english_prompts_and_data_configs_that_load(prepared, monkeypatch):
     recipe, _ = prepared
     monkeypatch.chdir(recipe)
-    prompts = (recipe / "data" / "prompts" / "transcribe.txt").read_text().splitlines()
+    prompts = (recipe / "configs" / "prompts" / "transcribe.txt").read_text().splitlines()
     assert len(prompts) >= 5 and all(p.isascii() for p in prompts)
-    train = load_data_config("data/configs/train_data_fbank.yaml")
+    train = load_data_config("configs/train_data.yaml")
     assert [(s.task, s.weight, s.manifest.name) for s in train] == [
         ("transcribe", 100.6, "librispeech_cuts_train-clean-100.jsonl.gz")
     ]
-    assert [s.manifest.name for s in load_data_config("data/configs/valid_data_fbank.yaml")] == [
+    assert [s.manifest.name for s in load_data_config("configs/valid_data.yaml")] == [
         "librispeech_cuts_dev-clean.jsonl.gz"
     ]
-    test = load_data_config("data/configs/test_data_fbank.yaml")
+    test = load_data_config("configs/test_data.yaml")
     assert [s.name for s in test] == ["librispeech_dev-clean", "librispeech_test-clean"]
 
 
@@ -80,3 +80,13 @@ def test_a_missing_part_fails_naming_the_expected_path(tmp_path):
     assert proc.returncode != 0
     assert f"expected {tmp_path}/dl/LibriSpeech/train-clean-360/<speaker>/<chapter>/" in proc.stderr
     assert not (recipe / "data" / "manifests").exists()
+
+
+def test_changing_the_parts_redoes_a_finished_stage(prepared):
+    recipe, _ = prepared
+    fewer = "train-clean-100 dev-clean"
+    proc = run_prepare(recipe, "--dl-dir", str(recipe.parents[1] / "dl"), "--parts", fewer)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Stage 1: settings changed" in proc.stdout
+    assert f"parts={fewer}" in (recipe / "data" / ".stage-1.done").read_text()
+    assert "librispeech_test-clean" not in (recipe / "configs" / "test_data.yaml").read_text()

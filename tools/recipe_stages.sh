@@ -39,21 +39,37 @@ _stage_marker() {
   echo "$_stages_dir/.stage-$k${tag:+-$tag}.done"
 }
 
-# run_stage K DESCRIPTION [TAG]: true when stage K should run now (and logs why or why not).
+# run_stage K DESCRIPTION [TAG] [SETTINGS]: true when stage K should run now (and logs why
+# not). SETTINGS, when given, is a one-line summary of the options the stage's output
+# depends on ("parts=dev-clean nj=4"): a finished stage whose settings differ is redone.
 run_stage() {
-  local k="$1" what="$2" tag="${3:-}"
+  local k="$1" what="$2" tag="${3:-}" settings="${4:-}" marker
+  marker="$(_stage_marker "$k" "$tag")"
   if [ "$k" -lt "$stage" ] || [ "$k" -gt "$stop_stage" ]; then
     return 1
   fi
-  if [ -f "$(_stage_marker "$k" "$tag")" ] && [ "$_stages_explicit" != true ]; then
-    log "Stage $k: $what: done already, skipping ($(_stage_marker "$k" "$tag"))"
-    return 1
+  if [ -f "$marker" ] && [ "$_stages_explicit" != true ]; then
+    if [ -z "$settings" ] || [ "$(sed -n 2p "$marker")" = "$settings" ]; then
+      log "Stage $k: $what: done already, skipping ($marker)"
+      return 1
+    fi
+    log "Stage $k: settings changed since it was done ($(sed -n 2p "$marker") -> $settings)"
   fi
+  # An interrupted redo must not look finished on the next run.
+  rm -f "$marker"
   log "Stage $k: $what"
   return 0
 }
 
-# finish_stage K [TAG]: mark stage K finished.
+# finish_stage K [TAG] [SETTINGS]: mark stage K finished (the date, then its settings).
 finish_stage() {
-  date '+%F %T' > "$(_stage_marker "$1" "${2:-}")"
+  printf '%s\n%s\n' "$(date '+%F %T')" "${3:-}" > "$(_stage_marker "$1" "${2:-}")"
+}
+
+# use_repo_venv REPO_DIR: put REPO_DIR/.venv/bin first on PATH when no venv is active,
+# so `bash egs/<recipe>/prepare.sh` finds python and lhotse after `make setup`.
+use_repo_venv() {
+  if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$1/.venv/bin/python" ]; then
+    export PATH="$1/.venv/bin:$PATH"
+  fi
 }

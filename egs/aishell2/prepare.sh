@@ -10,7 +10,13 @@
 #
 #  stage 1: lhotse prepare aishell2 -> data/manifests/aishell2_{recordings,supervisions}_{train,dev,test}.jsonl.gz
 #  stage 2: features -> data/fbank/aishell2_cuts_{train,dev,test}.jsonl.gz (data/whisper_fbank/ with --whisper-fbank true)
-#  stage 3: Chinese prompt file and data configs -> data/prompts/transcribe.txt, data/configs/*.yaml
+#  stage 3: data configs -> configs/{train,valid,test}_data.yaml (configs/*_data_whisper.yaml with
+#           --whisper-fbank true), using the Chinese prompts of configs/prompts/transcribe.txt
+#
+# Each finished stage leaves a marker data/.stage-<n>[-<features>].done (tools/recipe_stages.sh):
+# a re-run skips finished stages unless their settings changed; naming the range
+# (--stage 2 --stop-stage 2) redoes it. Relative paths in the outputs are relative to
+# this recipe folder, where train.py and evaluate.py run.
 set -euo pipefail
 
 help_message="Usage: prepare.sh [options]: AISHELL-2 -> manifests, features, data configs (see the script's header)"
@@ -26,10 +32,12 @@ use_kaldifeat=false      # compute fbank with kaldifeat (make setup-kaldifeat)
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_stages.sh"
 
+[ $# -eq 0 ] || die "unexpected argument '$1' (options start with --; see --help)"
 recipe_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tools=$(cd "$recipe_dir/../../tools" && pwd)
 dl_dir=$(realpath -m "${dl_dir:-$recipe_dir/download}")  # relative to where the user stands
 cd "$recipe_dir"
+use_repo_venv "$recipe_dir/../.."
 stages_init data
 
 corpus_dir=$dl_dir/aishell2
@@ -37,10 +45,14 @@ parts="train dev test"
 # lhotse's names for the corpus folders of each part
 declare -A corpus_part=([train]=data [dev]=dev [test]=test)
 
-if [ "$whisper_fbank" = true ]; then feature=whisper_fbank; else feature=fbank; fi
+if [ "$whisper_fbank" = true ]; then feature=whisper_fbank; suffix=_whisper; else feature=fbank; suffix=; fi
 feats_dir=data/$feature
+# What each stage's output depends on, its predecessors' settings included.
+settings_1="corpus=$corpus_dir"
+settings_2="$settings_1 num_mel_bins=$num_mel_bins perturb_speed=$perturb_speed use_kaldifeat=$use_kaldifeat"
+settings_3="$settings_2"
 
-if run_stage 1 "manifests from $corpus_dir"; then
+if run_stage 1 "manifests from $corpus_dir" "" "$settings_1"; then
   # Check the layout here: lhotse would fail on the first missing file with a bare traceback.
   for part in $parts; do
     part_dir=$corpus_dir/AISHELL-2/iOS/${corpus_part[$part]}
@@ -57,10 +69,10 @@ if run_stage 1 "manifests from $corpus_dir"; then
       [ -s "data/manifests/aishell2_${kind}_${part}.jsonl.gz" ] || die "lhotse wrote no data/manifests/aishell2_${kind}_${part}.jsonl.gz"
     done
   done
-  finish_stage 1
+  finish_stage 1 "" "$settings_1"
 fi
 
-if run_stage 2 "$num_mel_bins-bin $feature features -> $feats_dir" "$feature"; then
+if run_stage 2 "$num_mel_bins-bin $feature features -> $feats_dir" "$feature" "$settings_2"; then
   extra=()
   [ "$whisper_fbank" = true ] && extra+=(--whisper-fbank)
   if [ "$use_kaldifeat" = true ]; then
@@ -79,30 +91,23 @@ if run_stage 2 "$num_mel_bins-bin $feature features -> $feats_dir" "$feature"; t
       --storage "$feats_dir/aishell2_feats_$part" \
       --num-mel-bins "$num_mel_bins" --num-jobs "$nj" "${extra[@]}" "${perturb[@]}"
   done
-  finish_stage 2 "$feature"
+  finish_stage 2 "$feature" "$settings_2"
 fi
 
-if run_stage 3 "prompt file and data configs for $feature features" "$feature"; then
-  mkdir -p data/prompts data/configs
-  cat > data/prompts/transcribe.txt << 'EOF'
-请把这段语音转写成文字。
-请转写这段音频。
-这段录音说了什么？请逐字写下来。
-把音频内容转成中文文本。
-听写这段语音。
-请给出这段话的文字内容。
+if run_stage 3 "data configs for $feature features" "$feature" "$settings_3"; then
+  prompt=configs/prompts/transcribe.txt
+  [ -s "$prompt" ] || die "$prompt is missing (it ships with the recipe)"
+  cat > "configs/train_data$suffix.yaml" << EOF
+# Written by prepare.sh stage 3: AISHELL-2 train, transcribe task, $feature features.
+- {manifest: $feats_dir/aishell2_cuts_train.jsonl.gz, task: transcribe, weight: 1.0, prompt_file: $prompt}
 EOF
-  cat > "data/configs/train_data_$feature.yaml" << EOF
-# Written by prepare.sh stage 3: AISHELL-2 train for the transcribe task.
-- {manifest: $feats_dir/aishell2_cuts_train.jsonl.gz, task: transcribe, weight: 1.0, prompt_file: data/prompts/transcribe.txt}
+  cat > "configs/valid_data$suffix.yaml" << EOF
+- {manifest: $feats_dir/aishell2_cuts_dev.jsonl.gz, task: transcribe, prompt_file: $prompt}
 EOF
-  cat > "data/configs/valid_data_$feature.yaml" << EOF
-- {manifest: $feats_dir/aishell2_cuts_dev.jsonl.gz, task: transcribe, prompt_file: data/prompts/transcribe.txt}
+  cat > "configs/test_data$suffix.yaml" << EOF
+- {name: aishell2_dev, manifest: $feats_dir/aishell2_cuts_dev.jsonl.gz, task: transcribe, prompt_file: $prompt}
+- {name: aishell2_test, manifest: $feats_dir/aishell2_cuts_test.jsonl.gz, task: transcribe, prompt_file: $prompt}
 EOF
-  cat > "data/configs/test_data_$feature.yaml" << EOF
-- {name: aishell2_dev, manifest: $feats_dir/aishell2_cuts_dev.jsonl.gz, task: transcribe, prompt_file: data/prompts/transcribe.txt}
-- {name: aishell2_test, manifest: $feats_dir/aishell2_cuts_test.jsonl.gz, task: transcribe, prompt_file: data/prompts/transcribe.txt}
-EOF
-  log "wrote data/prompts/transcribe.txt and data/configs/{train,valid,test}_data_$feature.yaml"
-  finish_stage 3 "$feature"
+  log "wrote configs/{train,valid,test}_data$suffix.yaml"
+  finish_stage 3 "$feature" "$settings_3"
 fi

@@ -11,7 +11,13 @@
 #
 #  stage 1: lhotse prepare librispeech -> data/manifests/librispeech_{recordings,supervisions}_<part>.jsonl.gz
 #  stage 2: features -> data/fbank/librispeech_cuts_<part>.jsonl.gz (data/whisper_fbank/ with --whisper-fbank true)
-#  stage 3: English prompt file and data configs -> data/prompts/transcribe.txt, data/configs/*.yaml
+#  stage 3: data configs -> configs/{train,valid,test}_data.yaml (configs/*_data_whisper.yaml with
+#           --whisper-fbank true), using the English prompts of configs/prompts/transcribe.txt
+#
+# Each finished stage leaves a marker data/.stage-<n>[-<features>].done (tools/recipe_stages.sh):
+# a re-run skips finished stages unless their settings (--parts, ...) changed; naming the
+# range (--stage 2 --stop-stage 2) redoes it. Relative paths in the outputs are relative to
+# this recipe folder, where train.py and evaluate.py run.
 set -euo pipefail
 
 help_message="Usage: prepare.sh [options]: LibriSpeech -> manifests, features, data configs (see the script's header)"
@@ -28,10 +34,12 @@ use_kaldifeat=false      # compute fbank with kaldifeat (make setup-kaldifeat)
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_stages.sh"
 
+[ $# -eq 0 ] || die "unexpected argument '$1' (options start with --; see --help)"
 recipe_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tools=$(cd "$recipe_dir/../../tools" && pwd)
 dl_dir=$(realpath -m "${dl_dir:-$recipe_dir/download}")  # relative to where the user stands
 cd "$recipe_dir"
+use_repo_venv "$recipe_dir/../.."
 stages_init data
 
 corpus_dir=$dl_dir/LibriSpeech
@@ -40,10 +48,14 @@ dev_parts=$(for p in $parts; do case $p in dev-*) echo "$p" ;; esac; done)
 test_parts=$(for p in $parts; do case $p in dev-*|test-*) echo "$p" ;; esac; done)
 [ -n "$train_parts" ] || die "--parts '$parts' names no train-* part"
 
-if [ "$whisper_fbank" = true ]; then feature=whisper_fbank; else feature=fbank; fi
+if [ "$whisper_fbank" = true ]; then feature=whisper_fbank; suffix=_whisper; else feature=fbank; suffix=; fi
 feats_dir=data/$feature
+# What each stage's output depends on, its predecessors' settings included.
+settings_1="corpus=$corpus_dir parts=$(echo $parts)"
+settings_2="$settings_1 num_mel_bins=$num_mel_bins perturb_speed=$perturb_speed use_kaldifeat=$use_kaldifeat"
+settings_3="$settings_2"
 
-if run_stage 1 "manifests of $parts from $corpus_dir"; then
+if run_stage 1 "manifests of $parts from $corpus_dir" "" "$settings_1"; then
   # Check the layout here: lhotse skips missing audio with a warning and writes nothing useful.
   for part in $parts; do
     part_dir=$corpus_dir/$part
@@ -63,10 +75,10 @@ if run_stage 1 "manifests of $parts from $corpus_dir"; then
       [ -s "data/manifests/librispeech_${kind}_${part}.jsonl.gz" ] || die "lhotse wrote no data/manifests/librispeech_${kind}_${part}.jsonl.gz"
     done
   done
-  finish_stage 1
+  finish_stage 1 "" "$settings_1"
 fi
 
-if run_stage 2 "$num_mel_bins-bin $feature features -> $feats_dir" "$feature"; then
+if run_stage 2 "$num_mel_bins-bin $feature features -> $feats_dir" "$feature" "$settings_2"; then
   extra=()
   [ "$whisper_fbank" = true ] && extra+=(--whisper-fbank)
   if [ "$use_kaldifeat" = true ]; then
@@ -85,42 +97,30 @@ if run_stage 2 "$num_mel_bins-bin $feature features -> $feats_dir" "$feature"; t
       --storage "$feats_dir/librispeech_feats_$part" \
       --num-mel-bins "$num_mel_bins" --num-jobs "$nj" "${extra[@]}" "${perturb[@]}"
   done
-  finish_stage 2 "$feature"
+  finish_stage 2 "$feature" "$settings_2"
 fi
 
-if run_stage 3 "prompt file and data configs for $feature features" "$feature"; then
-  mkdir -p data/prompts data/configs
-  cat > data/prompts/transcribe.txt << 'EOF'
-Transcribe the audio.
-Write down exactly what is said.
-What does the speaker say? Give the words verbatim.
-Convert this speech to text.
-Transcribe this recording into English text.
-Please write out the spoken words.
-EOF
+if run_stage 3 "data configs for $feature features" "$feature" "$settings_3"; then
+  prompt=configs/prompts/transcribe.txt
+  [ -s "$prompt" ] || die "$prompt is missing (it ships with the recipe)"
   # The train parts are weighted by their size in hours, so the mix is the corpus itself.
   declare -A hours=([train-clean-100]=100.6 [train-clean-360]=363.6 [train-other-500]=496.7)
-  prompt=data/prompts/transcribe.txt
   {
-    echo "# Written by prepare.sh stage 3: LibriSpeech train parts for the transcribe task."
+    echo "# Written by prepare.sh stage 3: LibriSpeech train parts, transcribe task, $feature features."
     for part in $train_parts; do
       echo "- {manifest: $feats_dir/librispeech_cuts_$part.jsonl.gz, task: transcribe, weight: ${hours[$part]:-1.0}, prompt_file: $prompt}"
     done
-  } > "data/configs/train_data_$feature.yaml"
+  } > "configs/train_data$suffix.yaml"
   if [ -z "$test_parts" ]; then
     log "no dev-*/test-* part in --parts: no valid or test data config written"
   else
-  {
     for part in ${dev_parts:-$test_parts}; do
       echo "- {manifest: $feats_dir/librispeech_cuts_$part.jsonl.gz, task: transcribe, prompt_file: $prompt}"
-    done
-  } > "data/configs/valid_data_$feature.yaml"
-  {
+    done > "configs/valid_data$suffix.yaml"
     for part in $test_parts; do
       echo "- {name: librispeech_$part, manifest: $feats_dir/librispeech_cuts_$part.jsonl.gz, task: transcribe, prompt_file: $prompt}"
-    done
-  } > "data/configs/test_data_$feature.yaml"
+    done > "configs/test_data$suffix.yaml"
   fi
-  log "wrote $prompt and data/configs/{train,valid,test}_data_$feature.yaml"
-  finish_stage 3 "$feature"
+  log "wrote configs/{train,valid,test}_data$suffix.yaml"
+  finish_stage 3 "$feature" "$settings_3"
 fi
