@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 from hf_dataset_fixtures import SOURCES, FakeSource, expected_target, make_hf_dataset
-from lhotse import CutSet
+from lhotse import CutSet, load_manifest
 
 import auden.data.hf_mapping as hf_mapping
 from auden.data.hf_convert import ColumnMapping, ConvertOptions, convert_hf_dataset
@@ -47,9 +47,7 @@ def _args(source: FakeSource) -> list[str]:
 def test_each_task_mapping_puts_the_target_where_the_task_reads_it(tmp_path, source):
     dataset = make_hf_dataset(tmp_path / "hf", source)
     out = tmp_path / "manifests"
-    rc = _load_tool().main(
-        [str(dataset), str(out), "--split", "validation", "--out-split", "dev", *_args(source)]
-    )
+    rc = _load_tool().main([str(dataset), str(out), "--split", "validation:dev", *_args(source)])
     assert rc == 0
     cuts = CutSet.from_file(out / f"{source.name}_cuts_dev.jsonl.gz").to_eager()
     assert len(cuts) == 2
@@ -67,7 +65,7 @@ def test_each_task_mapping_puts_the_target_where_the_task_reads_it(tmp_path, sou
         assert abs(audio[0] - original).max() < 1e-3  # 16-bit flac of the same samples
 
 
-def test_command_line_converts_soda_audio_and_resamples(tmp_path):
+def test_command_line_converts_two_splits_of_soda_audio_and_resamples(tmp_path):
     source = SOURCES[1]
     dataset = make_hf_dataset(tmp_path / "hf", source, n_train=3, n_valid=1)
     out = tmp_path / "manifests"
@@ -79,6 +77,8 @@ def test_command_line_converts_soda_audio_and_resamples(tmp_path):
             str(out),
             "--split",
             "train",
+            "--split",
+            "validation:dev",
             "--sampling-rate",
             "8000",
             *_args(source),
@@ -88,13 +88,22 @@ def test_command_line_converts_soda_audio_and_resamples(tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "3 cuts" in proc.stdout
+    assert "3 cuts" in proc.stdout and "1 cuts" in proc.stdout
     assert "soda_audio train: 100%" in proc.stderr  # the progress bar
     cuts = CutSet.from_file(out / "soda_audio_cuts_train.jsonl.gz").to_eager()
     assert [c.supervisions[0].custom["reply"] for c in cuts] == [
         f"glad to hear it {i}" for i in range(3)
     ]
     assert all(c.sampling_rate == 8000 and c.load_audio().shape[1] == c.num_samples for c in cuts)
+    # The same data as recordings + supervisions, what tools/compute_fbank.py reads.
+    recordings = load_manifest(out / "soda_audio_recordings_train.jsonl.gz")
+    supervisions = load_manifest(out / "soda_audio_supervisions_train.jsonl.gz")
+    assert [r.id for r in recordings] == [c.id for c in cuts]
+    assert [s.custom["reply"] for s in supervisions] == [
+        c.supervisions[0].custom["reply"] for c in cuts
+    ]
+    dev = CutSet.from_file(out / "soda_audio_cuts_dev.jsonl.gz").to_eager()
+    assert [c.id for c in dev] == ["soda_audio-dev-00000000"]
 
 
 def test_shar_storage_reads_back_with_from_shar(tmp_path):

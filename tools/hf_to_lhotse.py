@@ -5,13 +5,15 @@ The source is a folder written by `save_to_disk` or parquet files as downloaded 
 Hub (`huggingface-cli download --repo-type dataset ...`). Nothing is downloaded here.
 
   python tools/hf_to_lhotse.py downloads/soda-audio data/manifests \\
-      --prefix soda_audio --split train --task continue \\
+      --prefix soda_audio --split train --split validation:dev --task continue \\
       --audio-column audio_second_last_turn --target-column alt_last_turn
 
-writes data/manifests/soda_audio_cuts_train.jsonl.gz and the flac files under
-data/manifests/soda_audio_train/audio/ (or a Shar folder with --storage shar). Run it
-again after an interruption and it carries on where it stopped. `--list-columns` prints
-the dataset's columns and a first row, to choose the mapping.
+writes, for each split (the source's split name, then the output's after a colon),
+data/manifests/soda_audio_cuts_<split>.jsonl.gz, the same as a recordings and a
+supervisions manifest, and the flac files under data/manifests/soda_audio_<split>/audio/
+(or a Shar folder with --storage shar). Run it again after an interruption and it carries
+on where it stopped. `--list-columns` prints the dataset's columns and a first row, to
+choose the mapping.
 """
 
 from __future__ import annotations
@@ -33,8 +35,13 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="save_to_disk folder, parquet file or folder of parquet files")
     p.add_argument("out_dir", nargs="?", help="where the manifest (and audio) go")
     p.add_argument("--prefix", help="names the manifest <prefix>_cuts_<split>.jsonl.gz and cut ids")
-    p.add_argument("--split", help="split of the source (a DatasetDict key or parquet split)")
-    p.add_argument("--out-split", help="split name of the output (default: --split, or train)")
+    p.add_argument(
+        "--split",
+        action="append",
+        metavar="SPLIT[:OUT]",
+        help="a split of the source (DatasetDict key or parquet split), optionally renamed in "
+        "the output (validation:dev); repeat for several; default: the only one, as 'train'",
+    )
     p.add_argument("--task", choices=sorted(TASKS), help="the task the target serves")
     p.add_argument("--audio-column", help="column with the input audio")
     p.add_argument(
@@ -80,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.list_columns:
-        list_columns(args.source, args.split)
+        list_columns(args.source, args.split[0].split(":")[0] if args.split else None)
         return 0
     needed = {
         "out_dir": args.out_dir,
@@ -92,19 +99,21 @@ def main(argv: list[str] | None = None) -> int:
     missing = [name for name, value in needed.items() if not value]
     if missing:
         get_parser().error(f"missing {', '.join(missing)}")
-    try:
-        result = _convert(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"hf_to_lhotse.py: error: {e}", file=sys.stderr)
-        return 1
-    print(
-        f"{result.manifest}: {result.num_cuts} cuts, {result.duration_hours:.3f} h, "
-        f"{result.num_skipped} rows skipped"
-    )
+    for split in args.split or [None]:
+        source_split, _, out_split = (split or "").partition(":")
+        try:
+            result = _convert(args, source_split or None, out_split or None)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"hf_to_lhotse.py: error: {e}", file=sys.stderr)
+            return 1
+        print(
+            f"{result.manifest}: {result.num_cuts} cuts, {result.duration_hours:.3f} h, "
+            f"{result.num_skipped} rows skipped"
+        )
     return 0
 
 
-def _convert(args):
+def _convert(args, split: str | None, out_split: str | None):
     mapping = ColumnMapping(
         audio=args.audio_column,
         target=args.target_column,
@@ -117,8 +126,8 @@ def _convert(args):
     options = ConvertOptions(
         out_dir=args.out_dir,
         prefix=args.prefix,
-        split=args.split,
-        out_split=args.out_split,
+        split=split,
+        out_split=out_split,
         storage=args.storage,
         part_size=args.part_size,
         sampling_rate=args.sampling_rate or None,

@@ -300,13 +300,36 @@ def _write_shar_part(cuts, layout: _Layout, index: int) -> None:
 
 
 def _join_parts(layout: _Layout, parts: list[int]) -> None:
-    """Concatenate the parts' cut files into the final manifest (temp name, then rename)."""
-    tmp = layout.manifest.with_name(f".tmp-{layout.manifest.name}")
-    with gzip.open(tmp, "wt", encoding="utf-8") as out:
+    """Concatenate the parts' cuts into the final manifests, each written to a temp name first.
+
+    Beside the cuts, the same data as a recordings and a supervisions manifest, the pair
+    every recipe's feature stage (tools/compute_fbank.py) starts from.
+    """
+    outputs = {
+        "cuts": layout.manifest,
+        "recordings": layout.out_dir / f"{layout.prefix}_recordings_{layout.split}.jsonl.gz",
+        "supervisions": layout.out_dir / f"{layout.prefix}_supervisions_{layout.split}.jsonl.gz",
+    }
+    tmps = {k: p.with_name(f".tmp-{p.name}") for k, p in outputs.items()}
+    files = {k: gzip.open(p, "wt", encoding="utf-8") for k, p in tmps.items()}
+    try:
         for part in parts:
             with gzip.open(layout.part_cuts(part), "rt", encoding="utf-8") as f:
-                shutil.copyfileobj(f, out)
-    os.replace(tmp, layout.manifest)
+                for line in f:
+                    files["cuts"].write(line)
+                    cut = json.loads(line)
+                    files["recordings"].write(_json_line(cut["recording"]))
+                    for supervision in cut["supervisions"]:
+                        files["supervisions"].write(_json_line(supervision))
+    finally:
+        for f in files.values():
+            f.close()
+    for k, path in outputs.items():
+        os.replace(tmps[k], path)
+
+
+def _json_line(item: dict) -> str:
+    return json.dumps(item, ensure_ascii=False) + "\n"
 
 
 def _write_text(path: Path, text: str) -> None:
