@@ -162,3 +162,26 @@ def test_swapped_manifests_are_an_error_naming_the_file(manifests, tmp_path):
     )
     assert res.returncode != 0
     assert str(sups) in res.stderr and "SupervisionSet" in res.stderr
+
+
+def test_several_splits_in_one_run_fill_the_split_into_the_paths(manifests, tmp_path):
+    recs, sups = manifests
+    for split in ("a", "b"):
+        (tmp_path / f"recs_{split}.jsonl.gz").symlink_to(recs)
+        (tmp_path / f"sups_{split}.jsonl.gz").symlink_to(sups)
+    res = run_tool("--splits", "a", "b",
+                   "--recordings", str(tmp_path / "recs_{split}.jsonl.gz"),
+                   "--supervisions", str(tmp_path / "sups_{split}.jsonl.gz"),
+                   "--out", str(tmp_path / "cuts_{split}.jsonl.gz"),
+                   "--storage", str(tmp_path / "feats_{split}"))
+    assert res.returncode == 0, res.stderr
+    for split in ("a", "b"):
+        cuts = CutSet.from_file(tmp_path / f"cuts_{split}.jsonl.gz")
+        assert len(cuts) == 3 and f"feats_{split}" in cuts[0].features.storage_path
+
+
+def test_split_placeholder_without_splits_is_an_error(manifests, tmp_path):
+    recs, sups = manifests
+    res = run_tool("--recordings", str(recs), "--supervisions", str(sups),
+                   "--out", str(tmp_path / "cuts_{split}.jsonl.gz"), "--storage", str(tmp_path / "f"))
+    assert res.returncode != 0 and "--out" in res.stderr and "{split}" in res.stderr

@@ -11,6 +11,14 @@
 80-bin Kaldi-style fbank (Zipformer) by default; ``--whisper-fbank`` for Whisper's
 log-mel. Features go to LilcomChunky archives under --storage; the cuts file is
 written to a temporary name and renamed.
+
+Several splits in one process (one start-up instead of one per split): put ``{split}``
+in the four paths and list the splits::
+
+    python tools/compute_fbank.py --splits train dev test \
+        --recordings data/manifests/x_recordings_{split}.jsonl.gz \
+        --supervisions data/manifests/x_supervisions_{split}.jsonl.gz \
+        --out data/fbank/x_cuts_{split}.jsonl.gz --storage data/fbank/x_feats_{split}
 """
 
 from __future__ import annotations
@@ -38,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed-perturb", action="store_true", help="add 0.9x and 1.1x speed copies"
     )
     parser.add_argument("--num-jobs", type=int, default=1, help="parallel worker processes")
+    parser.add_argument(
+        "--splits", nargs="+", default=None, help="fill {split} in the paths with each of these"
+    )
     return parser
 
 
@@ -48,18 +59,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Each worker process is one job; more intra-op threads would only oversubscribe.
     torch.set_num_threads(1)
-    job = FbankJob(
-        recordings=args.recordings,
-        supervisions=args.supervisions,
-        out=args.out,
-        storage=args.storage,
-        kind="whisper_fbank" if args.whisper_fbank else "fbank",
-        num_mel_bins=args.num_mel_bins,
-        speed_perturb=args.speed_perturb,
-        num_jobs=args.num_jobs,
-    )
+    paths = {k: getattr(args, k) for k in ("recordings", "supervisions", "out", "storage")}
+    if args.splits is None:
+        splits: list[str | None] = [None]
+        templated = [k for k, v in paths.items() if "{split}" in v]
+        if templated:
+            logging.error("--%s holds '{split}' but no --splits were given", templated[0])
+            return 1
+    else:
+        splits = list(args.splits)
+        plain = [k for k, v in paths.items() if "{split}" not in v]
+        if plain:
+            logging.error("--splits given, but --%s has no '{split}' in it", plain[0])
+            return 1
     try:
-        compute_features(job)
+        for split in splits:
+            compute_features(
+                FbankJob(
+                    **{k: v if split is None else v.replace("{split}", split)
+                       for k, v in paths.items()},
+                    kind="whisper_fbank" if args.whisper_fbank else "fbank",
+                    num_mel_bins=args.num_mel_bins,
+                    speed_perturb=args.speed_perturb,
+                    num_jobs=args.num_jobs,
+                )
+            )
     except (FileNotFoundError, ValueError) as err:
         logging.error("%s", err)
         return 1

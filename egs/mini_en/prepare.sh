@@ -55,17 +55,26 @@ stage_1() {
 }
 
 stage_2() {
-  local split sp
-  for split in train dev test-seen test-unseen; do
-    sp=""
-    if [ "$split" = train ] && [ "$speed_perturb" = true ]; then sp="--speed-perturb"; fi
-    python "$repo_dir/tools/compute_fbank.py" \
-      --recordings "$data_dir/manifests/mini_en_recordings_$split.jsonl.gz" \
-      --supervisions "$data_dir/manifests/mini_en_supervisions_$split.jsonl.gz" \
-      --out "$data_dir/fbank/mini_en_cuts_$split.jsonl.gz" \
-      --storage "$data_dir/fbank/mini_en_feats_$split" --num-jobs "$nj" $sp
-  done
+  local splits="train dev test-seen test-unseen"
+  if [ "$speed_perturb" = true ]; then
+    compute_fbank train --speed-perturb
+    splits="dev test-seen test-unseen"
+  fi
+  compute_fbank $splits
   python local/task_subsets.py --fbank-dir "$data_dir/fbank"
+}
+
+# compute_fbank SPLIT... [--speed-perturb]: one process for all the splits named.
+compute_fbank() {
+  local splits=() extra=() arg
+  for arg in "$@"; do
+    case "$arg" in --*) extra+=("$arg") ;; *) splits+=("$arg") ;; esac
+  done
+  python "$repo_dir/tools/compute_fbank.py" --splits "${splits[@]}" \
+    --recordings "$data_dir/manifests/mini_en_recordings_{split}.jsonl.gz" \
+    --supervisions "$data_dir/manifests/mini_en_supervisions_{split}.jsonl.gz" \
+    --out "$data_dir/fbank/mini_en_cuts_{split}.jsonl.gz" \
+    --storage "$data_dir/fbank/mini_en_feats_{split}" --num-jobs "$nj" "${extra[@]}"
 }
 
 stage_3() {

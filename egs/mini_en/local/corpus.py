@@ -167,7 +167,13 @@ def plan_corpus(num_utts: int, seed: int = 42) -> dict[str, list[Utterance]]:
     plan: dict[str, list[Utterance]] = {}
     for split_index, (split, size) in enumerate(split_sizes(num_utts).items()):
         rng = random.Random(seed * 1000 + split_index)
-        voices = unseen if split == "test-unseen" else seen
+        if split == "train":
+            voices = seen
+        elif split == "test-unseen":
+            voices = unseen
+        else:  # dev and test-seen speak only in voices the training split really uses
+            used = {u.voice for u in plan["train"] if u.voice}
+            voices = [v for v in seen if v.name in used]
         kinds = [k for k, n in kind_counts(size).items() for _ in range(n)]
         rng.shuffle(kinds)
         plan[split] = [
