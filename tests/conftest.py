@@ -34,3 +34,11 @@ def own_tiny_corpus(tmp_path) -> TinyCorpus:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def training_setup(tiny_corpus, tmp_path_factory):
+    """A micro CTC model (real Zipformer + tokenizer folder) set up to train on ``tiny_corpus``."""
+    from tiny_training import make_training_setup
+
+    return make_training_setup(tmp_path_factory.mktemp("training_setup"), tiny_corpus)

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from lhotse import load_manifest
 from lhotse.dataset import SpecAugment
 from torch.utils.data import DataLoader
@@ -74,13 +75,16 @@ def _filter(cfg: DataConfig, hints: ModelHints) -> CutFilter:
     return CutFilter(spec, fits=hints.fits, count_tokens=hints.count_tokens)
 
 
-def _loader(dataset, sampler, num_workers: int) -> DataLoader:
+def _loader(dataset, sampler, num_workers: int, seed: int) -> DataLoader:
     return DataLoader(
         dataset,
         sampler=sampler,
         batch_size=None,
         num_workers=num_workers,
         persistent_workers=False,  # workers must see each epoch's dataset.epoch
+        # DataLoader draws its workers' base seed from this generator; with the default
+        # (torch's global one) starting an iterator would shift the training RNG stream.
+        generator=torch.Generator().manual_seed(seed),
     )
 
 
@@ -115,13 +119,14 @@ class TrainData:
             bad_cut=_value(cfg.bad_cut),
         )
         self.num_workers = cfg.num_workers
+        self.seed = seed
 
     def loader(self, epoch: int, skip_batches: int = 0) -> DataLoader:
         """This rank's batches of ``epoch``, less the first ``skip_batches`` (resume)."""
         self.sampler.set_epoch(epoch)
         self.sampler.skip(skip_batches)
         self.dataset.set_epoch(epoch)
-        return _loader(self.dataset, self.sampler, self.num_workers)
+        return _loader(self.dataset, self.sampler, self.num_workers, seed=self.seed + epoch)
 
 
 def build_valid_loader(
@@ -149,4 +154,4 @@ def build_valid_loader(
     dataset = AudioLlmDataset(
         build_inputs(cfg), seed=seed, training=True, bad_cut=_value(cfg.bad_cut)
     )
-    return _loader(dataset, sampler, min(cfg.num_workers, 1))
+    return _loader(dataset, sampler, min(cfg.num_workers, 1), seed=seed)

@@ -1,0 +1,142 @@
+"""The training config: Hydra structured configs, so a misspelt key is rejected by name.
+
+``model`` is a config group, one entry per model type known to the Auto registry
+(``model=audio_llm``, the default, or ``model=zipformer_ctc``); its dataclass lives with
+the model. The primary config ``auden_train`` also puts Hydra's run dir under
+``exp_dir``. A recipe's ``train.py``::
+
+    @hydra.main(version_base="1.3", config_path="configs", config_name="train")
+    def main(cfg): auden.training.train(cfg)
+
+with ``configs/train.yaml`` starting ``defaults: [auden_train, _self_]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from auden.data.config import DataConfig
+
+logger = logging.getLogger(__name__)
+
+
+class OptimizerName(str, Enum):
+    adamw = "adamw"
+    scaled_adam = "scaled_adam"
+
+
+class SchedulerName(str, Enum):
+    eden = "eden"  # icefall's: decays with batches and epochs, after a linear warm-up
+    cosine = "cosine"  # warm-up, then cosine decay to min_lr_ratio over trainer.num_steps
+    constant = "constant"  # warm-up, then constant
+
+
+class Precision(str, Enum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+@dataclass
+class OptimizerConfig:
+    name: OptimizerName = OptimizerName.adamw
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-8
+    weight_decay: float = 0.01  # adamw only
+    clipping_scale: float = 2.0  # scaled_adam only: clip at this times the median grad norm
+
+
+@dataclass
+class SchedulerConfig:
+    name: SchedulerName = SchedulerName.eden
+    warmup_batches: int = 500
+    warmup_start: float = 0.5  # lr factor at step 0 of the warm-up
+    lr_batches: float = 7500.0  # eden
+    lr_epochs: float = 3.5  # eden
+    min_lr_ratio: float = 0.0  # cosine
+
+
+@dataclass
+class TrainerConfig:
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    num_epochs: int = 10
+    num_steps: int = 0  # stop after this many optimizer steps; 0: run num_epochs
+    start_epoch: int = 1  # > 1: resume from epoch-(start_epoch-1).pt
+    start_batch: int = 0  # > 0: resume from checkpoint-<start_batch>.pt (wins over start_epoch)
+    save_every_n: int = 4000
+    keep_last_k: int = 30  # iteration checkpoints kept; 0 keeps all
+    average_period: int = 200
+    log_interval: int = 50
+    valid_interval: int = 3000
+    grad_accum: int = 1
+    grad_clip: float = 5.0  # max grad norm; 0 disables (scaled_adam clips by itself)
+    dtype: Precision = Precision.float32  # autocast dtype where the device supports it
+    tensorboard: bool = True
+    seed: int = 42
+    max_nonfinite: int = 20  # this many non-finite steps in a row stop training
+
+
+@dataclass
+class TrainConfig:
+    defaults: list[Any] = field(default_factory=lambda: [{"model": "audio_llm"}, "_self_"])
+    exp_dir: str = "exp"
+    model: Any = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    prompt_file: str = ""  # prompts for sources whose data config entry names none
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def _register_model_configs(cs: ConfigStore) -> None:
+    from auden.auto.auto_config import CONFIG_CLASSES, import_target
+
+    for model_type, target in CONFIG_CLASSES.items():
+        try:
+            node = import_target(target)
+        except (ImportError, AttributeError) as e:
+            logger.warning("model config '%s' (%s) unavailable: %s", model_type, target, e)
+            continue
+        cs.store(group="model", name=model_type, node=node)
+
+
+def register_configs() -> None:
+    """Put ``auden_train`` and the ``model`` group into Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    _register_model_configs(cs)
+    cs.store(name="auden_train_schema", node=TrainConfig)
+    cs.store(
+        name="auden_train",
+        node={
+            "defaults": ["auden_train_schema", "_self_"],
+            "hydra": {
+                "run": {"dir": "${exp_dir}/hydra/${now:%Y-%m-%d_%H-%M-%S}"},
+                "job": {"chdir": False},
+            },
+        },
+    )
+
+
+def to_plain_dict(cfg: DictConfig | TrainConfig) -> dict:
+    """The resolved config as plain containers (enums as strings): what checkpoints hold."""
+    if not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.structured(cfg)
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
+def as_train_config(cfg: DictConfig | TrainConfig) -> TrainConfig:
+    """The typed config; a plain DictConfig is first validated against the schema."""
+    if isinstance(cfg, TrainConfig):
+        return cfg
+    if OmegaConf.get_type(cfg) is not TrainConfig:
+        schema = OmegaConf.structured(TrainConfig)
+        model = cfg.get("model")
+        cfg = OmegaConf.merge(schema, {k: v for k, v in cfg.items() if k != "model"})
+        cfg.model = model
+    return OmegaConf.to_object(cfg)

@@ -1,0 +1,219 @@
+"""The training loop: epochs, gradient accumulation, clipping, non-finite steps, validation.
+
+One *step* is ``grad_accum`` micro-batches then one optimizer update; ``batch_idx_train``
+counts steps (icefall's name), checkpoints are taken between steps. A step in which any
+rank saw a non-finite loss or gradient norm is skipped on every rank and counted;
+``max_nonfinite`` such steps in a row stop training with an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import nullcontext
+
+import torch
+
+from auden.data.batch import AudioBatch
+from auden.training.distributed import all_ranks_true
+from auden.training.metrics import IntervalStats, ProgressClock, format_progress
+from auden.training.trainer import Trainer
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many steps in a row had a non-finite loss or gradient."""
+
+
+def _empty_batch_loss(tr: Trainer) -> torch.Tensor:
+    # A rank whose cuts were all unreadable still joins DDP's gradient all-reduce.
+    return sum(p.sum() * 0.0 for p in tr.trainable_params)
+
+
+def _micro_step(tr: Trainer, batch: AudioBatch, sync: bool, stats: IntervalStats) -> bool:
+    """Forward + backward of one micro-batch; False if the loss was non-finite on any rank."""
+    if batch.skipped_cut_ids:
+        tr.state.skipped_cuts += len(batch.skipped_cut_ids)
+        logger.warning(
+            "skipped unreadable cuts %s (%d so far)", batch.skipped_cut_ids, tr.state.skipped_cuts
+        )
+    tr.last_cut_ids = batch.cut_ids
+    no_sync = tr.ddp_model.no_sync if (tr.dist.enabled and not sync) else nullcontext
+    with no_sync():
+        if len(batch) == 0:
+            loss, num_targets, num_correct = _empty_batch_loss(tr), 0, None
+        else:
+            with tr.autocast():
+                out = tr.ddp_model(batch)
+            loss, num_targets, num_correct = out.loss, out.num_targets, out.num_correct
+        if not all_ranks_true(bool(torch.isfinite(loss.detach()).all()), tr.dist.device):
+            logger.warning("non-finite loss at step %d, cuts %s", tr.state.batch_idx_train + 1,
+                           batch.cut_ids)
+            return False
+        tr.scaler.scale(loss / tr.cfg.trainer.grad_accum).backward()
+    if len(batch):
+        stats.add_batch(batch, float(loss.detach()), num_targets, num_correct)
+    return True
+
+
+def _optimizer_step(tr: Trainer, finite: bool, stats: IntervalStats) -> None:
+    t = tr.cfg.trainer
+    grad_norm = float("nan")
+    if finite:
+        tr.scaler.unscale_(tr.optimizer)
+        max_norm = t.grad_clip if t.grad_clip > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(tr.trainable_params, max_norm))
+        # fp16: the scaler skips inf/nan steps itself and lowers its scale.
+        finite = math.isfinite(grad_norm) or tr.scaler.is_enabled()
+    if finite:
+        tr.scaler.step(tr.optimizer)
+        tr.scaler.update()
+        tr.state.consecutive_nonfinite = 0
+        stats.add_step(grad_norm)
+    else:
+        tr.state.nonfinite_steps += 1
+        tr.state.consecutive_nonfinite += 1
+        if tr.state.consecutive_nonfinite >= t.max_nonfinite:
+            raise NonFiniteLossError(
+                f"{tr.state.consecutive_nonfinite} steps in a row had a non-finite loss or "
+                f"gradient (up to step {tr.state.batch_idx_train + 1}); lower the learning rate, "
+                "check the data, or raise trainer.max_nonfinite"
+            )
+    tr.optimizer.zero_grad(set_to_none=True)
+    tr.scheduler.step()
+    tr.state.batch_idx_train += 1
+
+
+@torch.no_grad()
+def validate(tr: Trainer) -> IntervalStats | None:
+    """Loss and token accuracy over the whole validation set, summed over ranks."""
+    if tr.valid_loader is None:
+        return None
+    tr.model.eval()
+    stats = IntervalStats()
+    try:
+        for batch in tr.valid_loader:
+            if len(batch) == 0:
+                continue
+            with tr.autocast():
+                out = tr.model(batch)
+            stats.add_batch(batch, float(out.loss), out.num_targets, out.num_correct)
+    finally:
+        tr.model.train()
+    return stats.reduced(tr.dist.device)
+
+
+class _Progress:
+    """Interval statistics and the periodic log line / tensorboard scalars."""
+
+    def __init__(self, tr: Trainer) -> None:
+        self.tr = tr
+        self.stats = IntervalStats()
+        self.clock = ProgressClock(tr.state.batch_idx_train)
+
+    def log(self, total_steps: int | None) -> None:
+        tr, state = self.tr, self.tr.state
+        stats = self.stats.reduced(tr.dist.device)
+        self.stats = IntervalStats()
+        seconds = self.clock.lap()
+        if not tr.dist.is_main:
+            return
+        lr = tr.scheduler.get_last_lr()[0]
+        extra = f"skipped cuts {state.skipped_cuts}, non-finite steps {state.nonfinite_steps}"
+        logger.info(
+            format_progress(state.epoch, state.batch_idx_train, stats, lr, seconds,
+                            self.clock.eta(state.batch_idx_train, total_steps), extra)
+        )
+        tr.tensorboard.scalars(
+            "train",
+            {
+                "loss": stats.loss,
+                "token_accuracy": stats.token_accuracy,
+                "lr": lr,
+                "grad_norm": stats.grad_norm,
+                "audio_seconds_per_second": stats.audio_seconds / max(seconds, 1e-9),
+                "padding_ratio": stats.padding_ratio,
+                "skipped_cuts": state.skipped_cuts,
+                "nonfinite_steps": state.nonfinite_steps,
+            },
+            state.batch_idx_train,
+        )
+
+    def log_validation(self) -> None:
+        tr = self.tr
+        stats = validate(tr)
+        if stats is None or not tr.dist.is_main:
+            return
+        acc = stats.token_accuracy
+        logger.info(
+            "validation at step %d: loss %.4f%s over %d targets",
+            tr.state.batch_idx_train, stats.loss,
+            f", token acc {acc:.3f}" if acc is not None else "", int(stats.num_targets),
+        )
+        tr.tensorboard.scalars(
+            "valid", {"loss": stats.loss, "token_accuracy": acc}, tr.state.batch_idx_train
+        )
+
+
+def _after_step(tr: Trainer, progress: _Progress, total_steps: int | None) -> None:
+    t, state = tr.cfg.trainer, tr.state
+    step = state.batch_idx_train
+    if tr.model_avg is not None and step % t.average_period == 0:
+        tr.model_avg.update(tr.model, step, t.average_period)
+    if step % t.log_interval == 0:
+        progress.log(total_steps)
+    if step % t.valid_interval == 0:
+        progress.log_validation()
+    if step % t.save_every_n == 0:
+        tr.save_iter_checkpoint()
+
+
+def _run_epoch(tr: Trainer, progress: _Progress) -> bool:
+    """Train one (possibly resumed) epoch; True if ``num_steps`` was reached."""
+    t, state = tr.cfg.trainer, tr.state
+    total_steps = t.num_steps or None
+    tr.scheduler.set_epoch(state.epoch)
+    loader = tr.train_data.loader(state.epoch, skip_batches=state.batches_in_epoch)
+    pending, finite = 0, True
+    for batch in loader:
+        state.batches_in_epoch += 1
+        pending += 1
+        sync = pending == t.grad_accum
+        if finite:
+            finite = _micro_step(tr, batch, sync, progress.stats)
+        if sync:
+            _optimizer_step(tr, finite, progress.stats)
+            pending, finite = 0, True
+            _after_step(tr, progress, total_steps)
+            if t.num_steps and state.batch_idx_train >= t.num_steps:
+                return True
+    if pending:  # the epoch ended inside an accumulation: use what was gathered
+        _optimizer_step(tr, finite, progress.stats)
+        _after_step(tr, progress, total_steps)
+    return bool(t.num_steps and state.batch_idx_train >= t.num_steps)
+
+
+def fit(tr: Trainer) -> None:
+    """Train until ``num_steps`` steps or ``num_epochs`` epochs, whichever comes first."""
+    t, state = tr.cfg.trainer, tr.state
+    tr.model.train()
+    progress = _Progress(tr)
+    logger.info(
+        "training from epoch %d, step %d (%d trainable parameters, %d ranks)",
+        state.epoch, state.batch_idx_train, sum(p.numel() for p in tr.trainable_params),
+        tr.dist.world_size,
+    )
+    while state.epoch <= t.num_epochs:
+        if _run_epoch(tr, progress):
+            if state.batch_idx_train % t.save_every_n != 0:
+                tr.save_iter_checkpoint()  # the final state, for exact continuation
+            break
+        tr.save_epoch_checkpoint()
+        logger.info("finished epoch %d at step %d", state.epoch, state.batch_idx_train)
+        state.epoch += 1
+        state.batches_in_epoch = 0
+    logger.info(
+        "done: %d steps, %d skipped cuts, %d non-finite steps",
+        state.batch_idx_train, state.skipped_cuts, state.nonfinite_steps,
+    )

@@ -1,0 +1,258 @@
+"""The trainer: builds model, data, optimizer from a TrainConfig; saves and resumes exactly.
+
+A recipe's ``train.py`` hands its Hydra config to :func:`train`; under torchrun every
+rank runs it (DDP, gloo on CPUs, nccl on GPUs)::
+
+    torchrun --nproc_per_node=2 train.py exp_dir=exp/t trainer.num_steps=40
+    torchrun --nproc_per_node=2 train.py exp_dir=exp/t trainer.num_steps=80 trainer.start_batch=40
+
+The step loop lives in :mod:`auden.training.loop`; what is saved in a checkpoint, and
+how it is restored, lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from omegaconf import DictConfig
+from torch.nn.parallel import DistributedDataParallel
+
+from auden.data.loader import ModelHints, TrainData, build_valid_loader
+from auden.training.checkpoint import (
+    epoch_checkpoint_path,
+    iter_checkpoint_path,
+    load_checkpoint,
+    load_trainable_state_dict,
+    remove_old_checkpoints,
+    remove_temp_files,
+    save_checkpoint,
+    trainable_state_dict,
+)
+from auden.training.config import TrainConfig, as_train_config, to_plain_dict
+from auden.training.distributed import (
+    DistInfo,
+    cleanup_distributed,
+    gather_objects,
+    init_distributed,
+)
+from auden.training.metrics import TensorBoard
+from auden.training.optim import build_optimizer, build_scheduler
+from auden.training.rng import capture_rng_state, restore_rng_state, seed_everything
+from auden.training.running_average import RunningAverage
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class TrainState:
+    """Counters saved in every checkpoint."""
+
+    epoch: int = 1
+    batch_idx_train: int = 0  # optimizer steps done
+    batches_in_epoch: int = 0  # micro-batches of `epoch` consumed (for mid-epoch resume)
+    nonfinite_steps: int = 0
+    consecutive_nonfinite: int = 0
+    skipped_cuts: int = 0
+
+
+def _value(x) -> str:
+    return getattr(x, "value", x)
+
+
+def autocast_dtype(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``trainer.dtype`` on this device; None means plain float32."""
+    dtype = DTYPES[name]
+    if dtype == torch.float32:
+        return None
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        logger.warning("this GPU has no bfloat16: training in float32")
+        return None
+    if device.type == "cpu" and dtype == torch.float16:
+        logger.warning("float16 autocast needs a GPU: training in float32")
+        return None
+    return dtype
+
+
+def model_hints(model) -> ModelHints:
+    """What the model tells the "clip too short for its target" filter."""
+    tokenizer = getattr(model, "tokenizer", None)
+    count_tokens = None
+    if tokenizer is not None:
+
+        def count_tokens(text: str) -> int:
+            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return ModelHints(fits=getattr(model, "target_fits", None), count_tokens=count_tokens)
+
+
+def _build_model(model_cfg):
+    from auden.auto.auto_model import AutoModel
+
+    return AutoModel.from_config(model_cfg)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, dist: DistInfo) -> None:
+        self.cfg = cfg
+        self.dist = dist
+        t = cfg.trainer
+        self.exp_dir = Path(cfg.exp_dir)
+        self.exp_dir.mkdir(parents=True, exist_ok=True)
+        if dist.is_main:
+            remove_temp_files(self.exp_dir)
+            self._save_config()
+
+        seed_everything(t.seed)  # the same initial weights on every rank
+        self.model = _build_model(cfg.model).to(dist.device)
+        self.dtype = autocast_dtype(_value(t.dtype), dist.device)
+        self.optimizer = build_optimizer(self.model.parameters(), t.optimizer)
+        self.scheduler = build_scheduler(self.optimizer, t.scheduler, num_steps=t.num_steps)
+        self.scaler = torch.amp.GradScaler(
+            dist.device.type, enabled=self.dtype == torch.float16
+        )
+        self.state = TrainState(epoch=t.start_epoch)
+        self.last_cut_ids: list[str] = []
+        self.model_avg = RunningAverage.of_model(self.model) if dist.is_main else None
+        ckpt = self._resume_checkpoint()
+        if ckpt is not None:
+            self._restore(ckpt)
+
+        hints = model_hints(self.model)
+        common = dict(
+            seed=t.seed,
+            rank=dist.rank,
+            world_size=dist.world_size,
+            prompt_file=cfg.prompt_file or None,
+            hints=hints,
+        )
+        self.train_data = TrainData(cfg.data, **common)
+        self.valid_loader = build_valid_loader(cfg.data, **common)
+        self.ddp_model = self.model
+        if dist.enabled:
+            self.ddp_model = DistributedDataParallel(
+                self.model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None
+            )
+        self.tensorboard = TensorBoard(self.exp_dir, t.tensorboard and dist.is_main)
+
+        # Last: nothing above may shift the random streams the training steps draw from.
+        if ckpt is not None:
+            rng = ckpt["rng"]
+            restore_rng_state(rng[dist.rank % len(rng)])
+        else:
+            seed_everything(t.seed + dist.rank)
+
+    # ---- set-up ----
+
+    def _save_config(self) -> None:
+        path = self.exp_dir / "train_config.yaml"
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(yaml.safe_dump(to_plain_dict(self.cfg), sort_keys=False))
+        tmp.replace(path)
+
+    def autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.dist.device.type, dtype=self.dtype)
+
+    @property
+    def trainable_params(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    # ---- checkpoints ----
+
+    def _resume_checkpoint(self) -> dict | None:
+        t = self.cfg.trainer
+        if t.start_batch > 0:
+            path = iter_checkpoint_path(self.exp_dir, t.start_batch)
+        elif t.start_epoch > 1:
+            path = epoch_checkpoint_path(self.exp_dir, t.start_epoch - 1)
+        else:
+            return None
+        logger.info("resuming from %s", path)
+        return load_checkpoint(path)
+
+    def _restore(self, ckpt: dict) -> None:
+        source = f"{self.cfg.exp_dir}: batch {ckpt.get('batch_idx_train')}"
+        load_trainable_state_dict(self.model, ckpt["model"], source)
+        if self.model_avg is not None and ckpt.get("model_avg") is not None:
+            self.model_avg = RunningAverage(ckpt["model_avg"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("grad_scaler"):
+            self.scaler.load_state_dict(ckpt["grad_scaler"])
+        self.state = TrainState(**ckpt["counters"])
+        if self.cfg.trainer.start_batch <= 0:  # from epoch-(E-1).pt: start epoch E afresh
+            self.state.epoch = self.cfg.trainer.start_epoch
+            self.state.batches_in_epoch = 0
+        saved_world = ckpt["sampler"]["world_size"]
+        if saved_world != self.dist.world_size:
+            logger.warning(
+                "checkpoint was written with %d ranks, resuming with %d: data order differs",
+                saved_world,
+                self.dist.world_size,
+            )
+
+    def _payload(self) -> dict:
+        """Everything exact resume needs. A collective: every rank calls it."""
+        per_rank = gather_objects(
+            {"rng": capture_rng_state(), "last_cut_ids": list(self.last_cut_ids)}
+        )
+        t = self.cfg.trainer
+        return {
+            "model": trainable_state_dict(self.model),
+            "model_avg": self.model_avg.state_dict() if self.model_avg is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "sampler": {
+                "epoch": self.state.epoch,
+                "batches_in_epoch": self.state.batches_in_epoch,
+                "seed": t.seed,
+                "world_size": self.dist.world_size,
+            },
+            "rng": [r["rng"] for r in per_rank],
+            # What each rank trained on last: tells where a run was, and that ranks differ.
+            "last_cut_ids": [r["last_cut_ids"] for r in per_rank],
+            "counters": asdict(self.state),
+            "batch_idx_train": self.state.batch_idx_train,
+            "epoch": self.state.epoch,
+            "average_period": t.average_period,
+            "config": to_plain_dict(self.cfg),
+        }
+
+    def save(self, path: Path) -> None:
+        payload = self._payload()
+        if self.dist.is_main:
+            save_checkpoint(payload, path)
+            logger.info("saved %s", path)
+
+    def save_iter_checkpoint(self) -> None:
+        self.save(iter_checkpoint_path(self.exp_dir, self.state.batch_idx_train))
+        if self.dist.is_main:
+            remove_old_checkpoints(self.exp_dir, self.cfg.trainer.keep_last_k)
+
+    def save_epoch_checkpoint(self) -> None:
+        self.save(epoch_checkpoint_path(self.exp_dir, self.state.epoch))
+
+
+def train(cfg: DictConfig | TrainConfig) -> Path:
+    """Train as the config says; the entry point of every recipe's ``train.py``."""
+    from auden.training.loop import fit
+
+    dist = init_distributed()
+    if not dist.is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        trainer = Trainer(as_train_config(cfg), dist)
+        fit(trainer)
+        trainer.tensorboard.close()
+    finally:
+        cleanup_distributed()
+    return Path(trainer.exp_dir)

@@ -1,0 +1,158 @@
+"""The trainer in one process: checkpoints, running average, exact resume, non-finite steps."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from auden.training.checkpoint import find_checkpoints, find_epoch_checkpoints, load_checkpoint
+from auden.training.config import to_plain_dict
+from auden.training.loop import NonFiniteLossError
+from auden.training.trainer import train
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a shared CPU: one thread is ~10x faster than oversubscribed two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+
+
+def test_checkpoints_hold_what_resume_and_averaging_need(training_setup, tmp_path):
+    torch.manual_seed(0)
+    exp = tmp_path / "exp"
+    train(training_setup.train_config(exp, num_steps=12, keep_last_k=2, average_period=2))
+    names = [p.name for p in find_checkpoints(exp)]
+    assert names == ["checkpoint-12.pt", "checkpoint-9.pt"]  # keep_last_k=2, final step saved
+    assert [p.name for p in find_epoch_checkpoints(exp)] == ["epoch-1.pt"]
+    ckpt = load_checkpoint(exp / "checkpoint-9.pt")  # weights_only=True
+    assert ckpt["batch_idx_train"] == 9 and ckpt["average_period"] == 2
+    for key in ("model", "model_avg", "optimizer", "scheduler", "sampler", "rng", "counters"):
+        assert ckpt[key] is not None, key
+    assert ckpt["model"].keys() == ckpt["model_avg"].keys()
+    assert all(v.dtype == torch.float64 for v in ckpt["model_avg"].values() if v.is_floating_point())
+    assert ckpt["config"]["model"]["model_type"] == "zipformer_ctc"
+    assert ckpt["config"]["trainer"]["optimizer"]["name"] == "adamw"  # enums as strings
+    assert (exp / "train_config.yaml").is_file()
+    assert list((exp / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_running_average_follows_icefall_formula(training_setup, tmp_path):
+    """avg_b = avg_{b-p} * (1 - p/b) + w_b * p/b; with p=2: avg_4 = (w_0 + w_2 + w_4) / 3."""
+    torch.manual_seed(0)
+    exp = tmp_path / "exp"
+    cfg = training_setup.train_config(exp, num_steps=4, average_period=2, save_every_n=2)
+    train(cfg)
+    c2, c4 = load_checkpoint(exp / "checkpoint-2.pt"), load_checkpoint(exp / "checkpoint-4.pt")
+    # avg_2 = w_0 * 0 + w_2 * 1 = w_2
+    assert _max_diff(c2["model_avg"], {k: v.double() for k, v in c2["model"].items()}) < 1e-12
+    expected = {k: c2["model_avg"][k] * 0.5 + c4["model"][k].double() * 0.5 for k in c4["model"]}
+    assert _max_diff(c4["model_avg"], expected) < 1e-12
+
+
+def test_resume_from_epoch_checkpoint_matches_uninterrupted_run(training_setup, tmp_path):
+    torch.manual_seed(0)
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(training_setup.train_config(full, num_steps=13, save_every_n=100))
+    train(training_setup.train_config(part, num_epochs=1, save_every_n=100))
+    epoch_end = load_checkpoint(part / "epoch-1.pt")["batch_idx_train"]
+    assert 0 < epoch_end < 13
+    train(training_setup.train_config(part, num_steps=13, save_every_n=100, start_epoch=2))
+    a, b = load_checkpoint(full / "checkpoint-13.pt"), load_checkpoint(part / "checkpoint-13.pt")
+    assert _max_diff(a["model"], b["model"]) <= 1e-6
+    assert _max_diff(a["model_avg"], b["model_avg"]) <= 1e-6
+
+
+def test_resume_mid_epoch_with_grad_accum_matches_uninterrupted_run(training_setup, tmp_path):
+    torch.manual_seed(0)
+    full, part = tmp_path / "full", tmp_path / "part"
+    kw = dict(grad_accum=2, save_every_n=2)
+    train(training_setup.train_config(full, num_steps=6, **kw))
+    train(training_setup.train_config(part, num_steps=2, **kw))
+    assert load_checkpoint(part / "checkpoint-2.pt")["sampler"]["batches_in_epoch"] == 4
+    train(training_setup.train_config(part, num_steps=6, start_batch=2, **kw))
+    a, b = load_checkpoint(full / "checkpoint-6.pt"), load_checkpoint(part / "checkpoint-6.pt")
+    assert _max_diff(a["model"], b["model"]) <= 1e-6
+    assert _max_diff(a["model_avg"], b["model_avg"]) <= 1e-6
+
+
+def test_resume_from_a_missing_checkpoint_names_it(training_setup, tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint-5.pt"):
+        train(training_setup.train_config(tmp_path / "exp", num_steps=6, start_batch=5))
+
+
+def _nan_audio(corpus, which: list[int]) -> None:
+    wavs = sorted((corpus.root / "wav").glob("*.wav"))
+    for i in which:
+        samples, sr = sf.read(wavs[i], dtype="float32")
+        samples[: len(samples) // 2] = np.nan
+        sf.write(wavs[i], samples, sr, subtype="FLOAT")
+
+
+def _own_config(training_setup, own, exp, **trainer):
+    cfg = training_setup.train_config(exp, **trainer)
+    cfg.data.train_data_config = str(own.train_data_config)
+    cfg.data.valid_data_config = ""
+    cfg.data.on_the_fly_feats = True
+    return cfg
+
+
+def test_a_non_finite_loss_skips_the_step_and_is_counted(training_setup, own_tiny_corpus, tmp_path):
+    torch.manual_seed(0)
+    _nan_audio(own_tiny_corpus, [3])
+    exp = tmp_path / "exp"
+    train(_own_config(training_setup, own_tiny_corpus, exp, num_epochs=1, save_every_n=100))
+    ckpt = load_checkpoint(exp / "epoch-1.pt")
+    assert ckpt["counters"]["nonfinite_steps"] >= 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+def test_too_many_non_finite_steps_in_a_row_stop_with_a_clear_error(
+    training_setup, own_tiny_corpus, tmp_path
+):
+    _nan_audio(own_tiny_corpus, list(range(12)))
+    cfg = _own_config(training_setup, own_tiny_corpus, tmp_path / "exp", max_nonfinite=3)
+    with pytest.raises(NonFiniteLossError, match="3 steps in a row"):
+        train(cfg)
+
+
+def test_unreadable_audio_is_skipped_and_training_finishes_the_epoch(
+    training_setup, own_tiny_corpus, tmp_path, caplog
+):
+    torch.manual_seed(0)
+    wavs = sorted((own_tiny_corpus.root / "wav").glob("*.wav"))
+    wavs[2].unlink()
+    exp = tmp_path / "exp"
+    with caplog.at_level(logging.WARNING):
+        train(_own_config(training_setup, own_tiny_corpus, exp, num_epochs=1))
+    ckpt = load_checkpoint(exp / "epoch-1.pt")
+    assert ckpt["counters"]["skipped_cuts"] == 2  # the cut, in each of the two mixed sources
+    assert wavs[2].stem in caplog.text
+
+
+def test_padding_ratio_is_logged(training_setup, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="auden.training.loop"):
+        train(training_setup.train_config(tmp_path / "exp", num_steps=2))
+    lines = [r.getMessage() for r in caplog.records if "padding" in r.getMessage()]
+    assert lines and all("eta" in line and "audio s/s" in line for line in lines)
+    ratio = float(lines[-1].split("padding ")[1].split("%")[0])
+    assert 0.0 <= ratio < 100.0 and not math.isnan(ratio)
+
+
+def test_config_is_saved_resolved_as_plain_yaml(training_setup, tmp_path):
+    cfg = training_setup.train_config(tmp_path / "exp")
+    plain = to_plain_dict(cfg)
+    assert plain["data"]["feature"] == "fbank" and plain["trainer"]["dtype"] == "float32"
+    assert plain["model"]["tokenizer"] == str(training_setup.tokenizer)
