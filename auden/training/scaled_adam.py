@@ -72,27 +72,41 @@ class ScaledAdam(Optimizer):
         # Recent gradient norms live in the optimizer state so that resume restores them.
         self.state["clipping"] = {"norms": [], "num_clipped": 0}
 
-    def _grad_norm(self) -> torch.Tensor:
-        """RMS-weighted gradient norm: what actually scales the update of each tensor."""
-        total = None
+    def _gather(self) -> list[dict]:
+        """Per group: tensors and scalars that have gradients, with each tensor's RMS."""
+        gathered = []
         for group in self.param_groups:
+            entry = {"group": group, "tensors": [], "scalars": []}
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                sq = p.grad.detach().float().pow(2).sum()
-                if p.numel() > 1:
-                    sq = sq * p.detach().float().pow(2).mean().clamp(min=group["param_min_rms"] ** 2)
-                total = sq if total is None else total + sq
-        return torch.zeros(()) if total is None else total.sqrt()
+                if p.grad.is_sparse:
+                    raise RuntimeError("ScaledAdam does not support sparse gradients")
+                entry["tensors" if p.numel() > 1 else "scalars"].append(p)
+            tensors = entry["tensors"]
+            norms = torch.stack(torch._foreach_norm(tensors)).tolist() if tensors else []
+            entry["rms"] = [n / math.sqrt(p.numel()) for n, p in zip(norms, tensors)]
+            gathered.append(entry)
+        return gathered
 
-    def _clip_factor(self) -> float:
+    def _clip_factor(self, gathered: list[dict]) -> float:
+        """``clipping_scale * median`` of recent RMS-weighted gradient norms, over this norm."""
         if self.clipping_scale is None:
             return 1.0
-        clipping = self.state["clipping"]
-        norm = float(self._grad_norm())
+        sumsq = 0.0
+        for entry in gathered:
+            min_rms = entry["group"]["param_min_rms"]
+            params = entry["tensors"] + entry["scalars"]
+            if not params:
+                continue
+            grad_norms = torch.stack(torch._foreach_norm([p.grad for p in params])).tolist()
+            weights = [max(r, min_rms) ** 2 for r in entry["rms"]] + [1.0] * len(entry["scalars"])
+            sumsq += sum(w * g * g for w, g in zip(weights, grad_norms))
+        norm = math.sqrt(sumsq)
         if not math.isfinite(norm):
             logger.warning("ScaledAdam: non-finite gradient norm %s; skipping this step", norm)
             return 0.0
+        clipping = self.state["clipping"]
         norms: list[float] = clipping["norms"]
         factor = 1.0
         if len(norms) >= 10:
@@ -111,52 +125,64 @@ class ScaledAdam(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        clip = self._clip_factor()
+        gathered = self._gather()
+        clip = self._clip_factor(gathered)
         if clip == 0.0:
             return loss
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("ScaledAdam does not support sparse gradients")
-                grad = p.grad if clip == 1.0 else p.grad * clip
+        for entry in gathered:
+            group = entry["group"]
+            for p in entry["tensors"] + entry["scalars"]:
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
                     state["delta"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
-                    if p.numel() > 1:
-                        state["scale_exp_avg_sq"] = torch.zeros((), device=p.device, dtype=p.dtype)
+                    state["scale_exp_avg_sq"] = 0.0
                 state["step"] += 1
-                if p.numel() > 1:
-                    self._tensor_step(group, p, grad, state)
-                else:
-                    self._scalar_step(group, p, grad, state)
+            if entry["tensors"]:
+                self._tensor_step(group, entry["tensors"], entry["rms"], clip)
+            for p in entry["scalars"]:
+                self._scalar_step(group, p, p.grad * clip, self.state[p])
         return loss
 
-    @staticmethod
-    def _tensor_step(group: dict, p: torch.Tensor, grad: torch.Tensor, state: dict) -> None:
+    def _tensor_step(
+        self, group: dict, params: list[torch.Tensor], rms: list[float], clip: float
+    ) -> None:
+        """One step for all non-scalar tensors of a group, with fused (foreach) kernels."""
         beta1, beta2 = group["betas"]
         lr, eps, size_lr = group["lr"], group["eps"], group["lr"] * group["scalar_lr_scale"]
-        bias_correction2 = 1 - beta2 ** state["step"]
-        delta = state["delta"].mul_(beta1)
-        rms = p.pow(2).mean().sqrt()
+        states = [self.state[p] for p in params]
+        grads = [p.grad for p in params]
+        if clip != 1.0:
+            grads = torch._foreach_mul(grads, clip)
+        deltas = [s["delta"] for s in states]
+        sqs = [s["exp_avg_sq"] for s in states]
+        sqrt_bc2 = [math.sqrt(1 - beta2 ** s["step"]) for s in states]
+        torch._foreach_mul_(deltas, beta1)
 
         # The scale: d loss / d log(scale) = sum(grad * p), Adam-normalised.
-        scale_grad = (grad * p).sum()
-        scale_sq = state["scale_exp_avg_sq"].mul_(beta2).add_(scale_grad**2, alpha=1 - beta2)
-        scale_step = -size_lr * scale_grad / ((scale_sq / bias_correction2).sqrt() + eps)
-        scale_step = torch.where(rms < group["param_min_rms"], size_lr, scale_step)
-        scale_step = torch.where(rms > group["param_max_rms"], -size_lr, scale_step)
-        delta.add_(p * (scale_step * (1 - beta1)))
+        scale_grads = torch.stack([(g * p).sum() for g, p in zip(grads, params)]).tolist()
+        scale_steps = []
+        for state, sg, r, c in zip(states, scale_grads, rms, sqrt_bc2):
+            state["scale_exp_avg_sq"] = beta2 * state["scale_exp_avg_sq"] + (1 - beta2) * sg * sg
+            step = -size_lr * sg / (math.sqrt(state["scale_exp_avg_sq"]) / c + eps)
+            if r < group["param_min_rms"]:
+                step = size_lr
+            elif r > group["param_max_rms"]:
+                step = -size_lr
+            scale_steps.append(step * (1 - beta1))
+        torch._foreach_add_(deltas, torch._foreach_mul(params, scale_steps))
 
         # The direction: an Adam step, times the tensor's RMS.
-        exp_avg_sq = state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        denom = (exp_avg_sq / bias_correction2).sqrt().add_(eps)
-        step_size = -lr * (1 - beta1) * rms.clamp(min=group["param_min_rms"])
-        delta.add_(grad / denom * step_size)
-        p.add_(delta)
+        torch._foreach_mul_(sqs, beta2)
+        torch._foreach_addcmul_(sqs, grads, grads, value=1 - beta2)
+        denoms = torch._foreach_sqrt(sqs)
+        torch._foreach_add_(denoms, [eps * c for c in sqrt_bc2])
+        step_sizes = [
+            -lr * (1 - beta1) * max(r, group["param_min_rms"]) * c for r, c in zip(rms, sqrt_bc2)
+        ]
+        torch._foreach_addcdiv_(deltas, grads, denoms, step_sizes)
+        torch._foreach_add_(params, deltas)
 
     @staticmethod
     def _scalar_step(group: dict, p: torch.Tensor, grad: torch.Tensor, state: dict) -> None:

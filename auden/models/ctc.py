@@ -1,0 +1,221 @@
+"""Encoder pretraining with CTC: a Zipformer and a linear head over a tokenizer's tokens.
+
+A from-scratch audio LLM does not find the audio in a few minutes of CPU training; an
+encoder pretrained with CTC on the same corpus does. The CTC labels are the recipe LLM's
+own tokens (any transformers tokenizer folder); index 0 is the blank and token ``i`` is
+output ``i + 1``. The exported folder loads back here and its encoder alone loads with
+``ZipformerEncoder.from_pretrained(folder)`` (``model.audio_encoder.pretrained_model=...``)::
+
+    model = CtcModel.from_config(CtcModelConfig(tokenizer="exp/tiny_llm"))
+    out = model(batch); out.loss.backward()
+    model.decode(batch)  # ["hello world", ...]
+    model.save_pretrained("exp/ctc/export")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lhotse.dataset import SpecAugment
+from torch import nn
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from auden.data.batch import AudioBatch
+from auden.models.encoders.zipformer import ZipformerEncoder, resolve_zipformer_config
+from auden.models.encoders.zipformer.folder import read_model_folder, write_model_folder
+from auden.models.outputs import ModelOutput
+
+logger = logging.getLogger(__name__)
+
+BLANK_ID = 0
+
+
+@dataclass
+class CtcEncoderConfig:
+    """``config``: a Zipformer preset name ("tiny", "small", "medium", "large"), a path to
+    a config.json, or (in an exported folder) the full config dict. ``pretrained_model``,
+    when set, is a zipformer or zipformer_ctc folder whose weights are loaded instead."""
+
+    model_type: str = "zipformer"
+    config: Any = "tiny"
+    pretrained_model: str = ""
+
+
+@dataclass
+class SpecAugmentConfig:
+    """Lhotse's SpecAugment, applied to the features in training mode only."""
+
+    enabled: bool = True
+    time_warp_factor: int = 0
+    num_feature_masks: int = 2
+    features_mask_size: int = 13
+    num_frame_masks: int = 2
+    frames_mask_size: int = 40
+    max_frames_mask_fraction: float = 0.15
+    p: float = 0.9
+
+
+@dataclass
+class CtcModelConfig:
+    model_type: str = "zipformer_ctc"
+    encoder: CtcEncoderConfig = field(default_factory=CtcEncoderConfig)
+    # A transformers tokenizer folder (e.g. the recipe's LLM); empty in an exported folder,
+    # which carries its own tokenizer files.
+    tokenizer: str = ""
+    spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+
+
+def _build_encoder(cfg: CtcEncoderConfig) -> ZipformerEncoder:
+    if cfg.model_type != "zipformer":
+        raise ValueError(
+            f"model.encoder.model_type '{cfg.model_type}' is not supported for CTC; use 'zipformer'"
+        )
+    if cfg.pretrained_model:
+        return ZipformerEncoder.from_pretrained(cfg.pretrained_model)
+    return ZipformerEncoder(resolve_zipformer_config(cfg.config))
+
+
+def _load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    if not path:
+        raise ValueError("model.tokenizer is empty: give a transformers tokenizer folder")
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"model.tokenizer folder '{path}' does not exist")
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+class CtcModel(nn.Module):
+    """Zipformer encoder + linear CTC head over ``len(tokenizer) + 1`` classes (0 = blank)."""
+
+    def __init__(
+        self,
+        config: CtcModelConfig,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        encoder: ZipformerEncoder | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.tokenizer = tokenizer if tokenizer is not None else _load_tokenizer(config.tokenizer)
+        self.encoder = encoder if encoder is not None else _build_encoder(config.encoder)
+        self.ctc_head = nn.Linear(self.encoder.output_dim, len(self.tokenizer) + 1)
+        sa = config.spec_augment
+        self.spec_augment = (
+            SpecAugment(
+                time_warp_factor=sa.time_warp_factor or None,
+                num_feature_masks=sa.num_feature_masks,
+                features_mask_size=sa.features_mask_size,
+                num_frame_masks=sa.num_frame_masks,
+                frames_mask_size=sa.frames_mask_size,
+                max_frames_mask_fraction=sa.max_frames_mask_fraction,
+                p=sa.p,
+            )
+            if sa.enabled
+            else None
+        )
+
+    @classmethod
+    def from_config(cls, config: CtcModelConfig | dict) -> CtcModel:
+        if not isinstance(config, CtcModelConfig):
+            from auden.auto.auto_config import AutoConfig
+
+            config = AutoConfig.from_dict(config)
+        return cls(config)
+
+    @property
+    def device(self) -> torch.device:
+        return self.ctc_head.weight.device
+
+    def encode(self, batch: AudioBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """CTC log-probabilities ``[B, T', V+1]`` and their lengths."""
+        features = batch.features.to(self.device)
+        if self.training and self.spec_augment is not None:
+            features = self.spec_augment(features)
+        out = self.encoder(features, batch.feature_lens.to(self.device))
+        return self.ctc_head(out.frames).log_softmax(dim=-1), out.lens
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """CTC label ids (tokenizer ids shifted by one past the blank)."""
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [[i + 1 for i in row] for row in ids]
+
+    def forward(self, batch: AudioBatch) -> ModelOutput:
+        log_probs, lens = self.encode(batch)
+        labels = self.tokenize(batch.targets)
+        label_lens = torch.tensor([len(x) for x in labels], dtype=torch.int64)
+        too_long = (label_lens > lens.cpu()).nonzero().flatten().tolist()
+        for i in too_long:
+            name = batch.cut_ids[i] if batch.cuts else f"row {i}"
+            logger.warning(
+                "cut '%s': %d CTC labels but only %d encoder frames; it adds no loss",
+                name, int(label_lens[i]), int(lens[i]),
+            )
+        flat = torch.tensor([i for row in labels for i in row], dtype=torch.int64)
+        loss_sum = F.ctc_loss(
+            log_probs.transpose(0, 1), flat.to(self.device), lens, label_lens.to(self.device),
+            blank=BLANK_ID, reduction="sum", zero_infinity=True,
+        )
+        num_targets = max(int(label_lens.sum()), 1)
+        return ModelOutput(
+            loss=loss_sum / num_targets,
+            num_targets=num_targets,
+            metrics={"ctc_loss": float(loss_sum.detach())},
+        )
+
+    @torch.no_grad()
+    def decode(
+        self,
+        batch: AudioBatch,
+        *,
+        decoding_method: str = "greedy_search",
+        beam_size: int = 1,
+        max_new_tokens: int = 128,
+    ) -> list[str]:
+        """Greedy CTC: best class per frame, repeats merged, blanks dropped."""
+        if decoding_method not in ("greedy_search", "ctc_greedy_search"):
+            raise ValueError(
+                f"decoding_method '{decoding_method}' is not supported by zipformer_ctc; "
+                "use 'greedy_search'"
+            )
+        log_probs, lens = self.encode(batch)
+        best = log_probs.argmax(dim=-1).cpu()
+        texts = []
+        for row, n in zip(best, lens.cpu().tolist()):
+            ids = torch.unique_consecutive(row[:n])
+            ids = [int(i) - 1 for i in ids if int(i) != BLANK_ID]
+            texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
+        return texts
+
+    def export_config(self) -> dict[str, Any]:
+        """config.json of an exported folder: self-contained (full encoder config inline)."""
+        config = asdict(self.config)
+        config["encoder"] = {
+            "model_type": "zipformer",
+            "config": self.encoder.config.to_dict(),
+            "pretrained_model": "",
+        }
+        config["tokenizer"] = ""
+        return config
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(str(folder))
+        return write_model_folder(folder, self.export_config(), self.state_dict())
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> CtcModel:
+        from auden.auto.auto_config import AutoConfig
+
+        raw, state = read_model_folder(folder)
+        if raw.get("model_type") != "zipformer_ctc":
+            raise ValueError(f"'{folder}' holds model_type '{raw.get('model_type')}', not zipformer_ctc")
+        config = AutoConfig.from_dict(json.loads(json.dumps(raw)))
+        encoder = ZipformerEncoder(resolve_zipformer_config(config.encoder.config))
+        model = cls(config, tokenizer=_load_tokenizer(folder), encoder=encoder)
+        model.load_state_dict(state)
+        return model
