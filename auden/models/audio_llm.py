@@ -118,6 +118,11 @@ class AudioLlm(nn.Module):
             encoder = enc_cls.from_pretrained(enc_cfg.pretrained_model)
         elif enc_cfg.config:
             encoder = enc_cls(enc_cfg.config)
+            if enc_cfg.frozen and not enc_cfg.lora.enabled:
+                logger.warning(
+                    "model.audio_encoder is frozen but has no pretrained_model: its random "
+                    "weights will never train and are not stored in training checkpoints"
+                )
         else:
             raise ValueError(
                 "set model.audio_encoder.pretrained_model (a folder) or model.audio_encoder.config "
