@@ -26,8 +26,11 @@ def _save(path: Path, model: dict, *, model_avg: dict | None = None, step: int =
 
 
 def _weights(value: float) -> dict:
-    return {"w": torch.full((2, 3), value), "b": torch.tensor([value, -value]),
-            "count": torch.tensor(7, dtype=torch.int64)}
+    return {
+        "w": torch.full((2, 3), value),
+        "b": torch.tensor([value, -value]),
+        "count": torch.tensor(7, dtype=torch.int64),
+    }
 
 
 def _simulate_training(exp_dir: Path, steps: int, save_every: int, period: int, seed: int = 0):
@@ -41,13 +44,22 @@ def _simulate_training(exp_dir: Path, steps: int, save_every: int, period: int, 
         history[t] = cur
         if t % period == 0:
             w = period / t
-            avg = {k: v.double().clone() for k, v in cur.items()} if avg is None else {
-                k: avg[k] * (1 - w) + cur[k].double() * w for k in avg
-            }
+            avg = (
+                {k: v.double().clone() for k, v in cur.items()}
+                if avg is None
+                else {k: avg[k] * (1 - w) + cur[k].double() * w for k in avg}
+            )
         if t % save_every == 0:
-            torch.save({"model": cur, "model_avg": avg, "batch_idx_train": t, "epoch": 1,
-                        "config": {"trainer": {"average_period": period}}},
-                       exp_dir / f"checkpoint-{t}.pt")
+            torch.save(
+                {
+                    "model": cur,
+                    "model_avg": avg,
+                    "batch_idx_train": t,
+                    "epoch": 1,
+                    "config": {"trainer": {"average_period": period}},
+                },
+                exp_dir / f"checkpoint-{t}.pt",
+            )
     return history
 
 
@@ -63,10 +75,18 @@ def test_plain_mean_of_three_checkpoints_by_hand(tmp_path):
 
 def test_running_average_between_two_checkpoints_by_hand(tmp_path):
     # avg over (0, 4] is 2 and over (0, 10] is 5, so over (4, 10] it is (5*10 - 2*4) / 6 = 7.
-    _save(tmp_path / "checkpoint-4.pt", {"w": torch.zeros(2)},
-          model_avg={"w": torch.tensor([2.0, 2.0], dtype=torch.float64)}, step=4)
-    _save(tmp_path / "checkpoint-10.pt", {"w": torch.zeros(2)},
-          model_avg={"w": torch.tensor([5.0, -1.0], dtype=torch.float64)}, step=10)
+    _save(
+        tmp_path / "checkpoint-4.pt",
+        {"w": torch.zeros(2)},
+        model_avg={"w": torch.tensor([2.0, 2.0], dtype=torch.float64)},
+        step=4,
+    )
+    _save(
+        tmp_path / "checkpoint-10.pt",
+        {"w": torch.zeros(2)},
+        model_avg={"w": torch.tensor([5.0, -1.0], dtype=torch.float64)},
+        step=10,
+    )
     avg = average_running_models(tmp_path / "checkpoint-4.pt", tmp_path / "checkpoint-10.pt")
     assert torch.allclose(avg["w"], torch.tensor([7.0, (-10.0 - 8.0) / 6]))
     assert avg["w"].dtype == torch.float32  # the dtype of "model", not of model_avg
@@ -96,8 +116,10 @@ def test_iter_mode_uses_the_newest_checkpoints_at_or_below_iter(tmp_path):
     ckpt = torch.load(path, weights_only=True)
     assert torch.equal(ckpt["model"]["w"], torch.full((2, 3), 3.0))
     assert ckpt["config"] == {"tag": "checkpoint-30.pt"}  # config of the newest one used
-    assert ckpt["averaged_from"] == {"method": "mean",
-                                     "sources": ["checkpoint-30.pt", "checkpoint-20.pt"]}
+    assert ckpt["averaged_from"] == {
+        "method": "mean",
+        "sources": ["checkpoint-30.pt", "checkpoint-20.pt"],
+    }
 
 
 def test_epoch_mode_plain_mean_and_running_average(tmp_path):
@@ -111,8 +133,13 @@ def test_epoch_mode_plain_mean_and_running_average(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     for e, step, a in [(1, 10, 1.0), (2, 20, 2.0), (3, 30, 4.0)]:
-        _save(run / f"epoch-{e}.pt", {"w": torch.zeros(1)},
-              model_avg={"w": torch.tensor([a], dtype=torch.float64)}, step=step, epoch=e)
+        _save(
+            run / f"epoch-{e}.pt",
+            {"w": torch.zeros(1)},
+            model_avg={"w": torch.tensor([a], dtype=torch.float64)},
+            step=step,
+            epoch=e,
+        )
     got = torch.load(resolve_checkpoint(run, CheckpointSpec(epoch=3, avg=2)), weights_only=True)
     assert torch.allclose(got["model"]["w"], torch.tensor([(4.0 * 30 - 1.0 * 10) / 20]))
     # avg == epoch: from step 0, i.e. epoch-3's running average itself
@@ -140,7 +167,9 @@ def test_iter_wins_over_epoch_and_pretrained_is_the_default(tmp_path):
     assert resolve_checkpoint(tmp_path, CheckpointSpec(epoch=1, avg=1)).name == (
         "averaged-epoch-1-avg-1.pt"
     )
-    assert resolve_checkpoint(tmp_path, CheckpointSpec(iter=10, avg=0)) == tmp_path / "pretrained.pt"
+    assert (
+        resolve_checkpoint(tmp_path, CheckpointSpec(iter=10, avg=0)) == tmp_path / "pretrained.pt"
+    )
     assert resolve_checkpoint(tmp_path, CheckpointSpec()) == tmp_path / "pretrained.pt"
 
 

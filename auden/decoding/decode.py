@@ -1,0 +1,260 @@
+"""Evaluate a trained model: resolve its checkpoint, decode every test set in batches, score.
+
+::
+
+    from auden.decoding import evaluate
+    results = evaluate(cfg)   # an EvalConfig (or the DictConfig Hydra hands to evaluate.py)
+
+For each test set of ``data.test_data_config`` the cuts are batched by Lhotse's
+DynamicBucketingSampler without shuffling; each utterance gets a prompt drawn from its
+task's prompt file by a generator seeded with ``(seed, cut id, task)``, which is recorded
+with the hypothesis. Results land in ``exp_dir/<decoding_method>/`` (see
+:mod:`auden.decoding.writers`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from auden.data.config import DataConfig, DataSource, FeatureKind, SamplerConfig, load_data_config
+from auden.data.dataset import AudioLlmDataset
+from auden.data.loader import build_inputs
+from auden.data.mixing import concat_sources
+from auden.data.sampler import build_sampler
+from auden.decoding.config import EvalConfig, as_eval_config
+from auden.decoding.metrics import DecodedUtterance, TaskScores, score_utterances
+from auden.decoding.writers import format_table, write_results
+from auden.training.average import CheckpointSpec, load_checkpoint, resolve_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TestSetResult:
+    """One test set's scores and the files written for it."""
+
+    scores: TaskScores
+    files: dict[str, Path]
+    utterances: list[DecodedUtterance] = field(default_factory=list)
+
+
+@dataclass
+class EvalResult:
+    checkpoint: Path
+    out_dir: Path
+    suffix: str
+    test_sets: list[TestSetResult]
+
+    @property
+    def table(self) -> str:
+        return format_table([t.scores for t in self.test_sets])
+
+
+def load_model_for_decoding(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model of a checkpoint (``config.model``) and load its weights, in eval mode.
+
+    The checkpoint holds the trainable weights only; the frozen pretrained parts come
+    from the paths in the config. Any trainable weight missing from it is an error.
+    """
+    from auden.auto.auto_model import AutoModel
+
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    model_cfg = (ckpt.get("config") or {}).get("model")
+    if not model_cfg:
+        raise KeyError(f"checkpoint '{path}' has no config.model to rebuild the model from")
+    if "model" not in ckpt:
+        raise KeyError(f"checkpoint '{path}' has no 'model' state dict")
+    model = AutoModel.from_config(model_cfg)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    missing, unexpected = model.load_state_dict(dict(ckpt["model"]), strict=False)
+    if unexpected:
+        raise ValueError(
+            f"checkpoint '{path}' holds weights the model does not have: "
+            f"{sorted(unexpected)[:5]} ({len(unexpected)} in all)"
+        )
+    missing_trainable = sorted(set(missing) & trainable)
+    if missing_trainable:
+        raise ValueError(
+            f"checkpoint '{path}' lacks trainable weights: {missing_trainable[:5]} "
+            f"({len(missing_trainable)} in all)"
+        )
+    del ckpt
+    return model.to(device).eval()
+
+
+def eval_data_config(cfg: EvalConfig, train_config: dict) -> DataConfig:
+    """Feature settings of the training run (``config.data``), with the eval overrides."""
+    trained = train_config.get("data") or {}
+    d = cfg.data
+    data = DataConfig(
+        feature=FeatureKind(_pick(d.feature, trained.get("feature"), "fbank")),
+        num_mel_bins=int(_pick(d.num_mel_bins, trained.get("num_mel_bins"), 80)),
+        on_the_fly_feats=bool(_pick(d.on_the_fly_feats, trained.get("on_the_fly_feats"), False)),
+        pad_to_30s=bool(_pick(d.pad_to_30s, trained.get("pad_to_30s"), False)),
+        num_workers=d.num_workers,
+    )
+    return data
+
+
+def build_test_loader(
+    source: DataSource,
+    data: DataConfig,
+    *,
+    max_duration: float,
+    seed: int,
+    num_buckets: int = 10,
+    prompt_file: str | None = None,
+) -> tuple[DataLoader, int]:
+    """Batches of one test set, every cut once, in a fixed order; and the number of cuts."""
+    cuts = concat_sources([source], default_prompt_file=prompt_file or None)
+    num_cuts = sum(1 for _ in cuts)
+    sampler_cfg = SamplerConfig(
+        max_duration=max_duration, num_buckets=num_buckets, shuffle=False, drop_last=False
+    )
+    sampler = build_sampler(cuts, sampler_cfg, seed=seed, shuffle=False)
+    dataset = AudioLlmDataset(build_inputs(data), seed=seed, training=False, bad_cut="error")
+    loader = DataLoader(
+        dataset, sampler=sampler, batch_size=None, num_workers=data.num_workers
+    )
+    return loader, num_cuts
+
+
+@torch.no_grad()
+def decode_utterances(
+    model: nn.Module,
+    loader: DataLoader,
+    *,
+    decoding_method: str = "greedy_search",
+    beam_size: int = 1,
+    max_new_tokens: int = 128,
+    device: str | torch.device = "cpu",
+    total: int | None = None,
+    desc: str = "decoding",
+) -> list[DecodedUtterance]:
+    """Run ``model.decode`` over every batch; one result per cut, with its prompt."""
+    results: list[DecodedUtterance] = []
+    with tqdm(total=total, desc=desc, unit="utt", dynamic_ncols=True) as bar:
+        for batch in loader:
+            hyps = model.decode(
+                batch.to(device),
+                decoding_method=decoding_method,
+                beam_size=beam_size,
+                max_new_tokens=max_new_tokens,
+            )
+            if len(hyps) != len(batch):
+                raise RuntimeError(
+                    f"model.decode returned {len(hyps)} hypotheses for a batch of {len(batch)} "
+                    f"(cuts {batch.cut_ids[:3]}...)"
+                )
+            for cut_id, task, prompt, ref, hyp in zip(
+                batch.cut_ids, batch.tasks, batch.prompts, batch.targets, hyps
+            ):
+                results.append(DecodedUtterance(cut_id, task, prompt, ref, hyp))
+            bar.update(len(batch))
+    return results
+
+
+def result_suffix(cfg: EvalConfig, averaging_method: str | None) -> str:
+    """icefall-style: ``iter-<i>-avg-<n>[-use-averaged-model][-beam-<k>][-<suffix>]``."""
+    spec = cfg.checkpoint.model
+    if spec.filename:
+        parts = [Path(spec.filename).stem]
+    elif spec.iter > 0 and spec.avg > 0:
+        parts = [f"iter-{spec.iter}-avg-{spec.avg}"]
+    elif spec.epoch > 0 and spec.avg > 0:
+        parts = [f"epoch-{spec.epoch}-avg-{spec.avg}"]
+    else:
+        parts = ["pretrained"]
+    if averaging_method == "running_average":
+        parts.append("use-averaged-model")
+    if _method(cfg) == "beam_search":
+        parts.append(f"beam-{cfg.beam_size}")
+    if cfg.suffix:
+        parts.append(cfg.suffix)
+    return "-".join(parts)
+
+
+def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
+    """Resolve the checkpoint, decode every test set, write recogs/errs/wer-summary files."""
+    cfg = as_eval_config(cfg)
+    if cfg.max_duration <= 0:
+        raise ValueError(f"max_duration must be > 0, got {cfg.max_duration}")
+    if _method(cfg) == "beam_search" and cfg.beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1 for beam_search, got {cfg.beam_size}")
+    sources = load_data_config(cfg.data.test_data_config)
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"data.test_data_config '{cfg.data.test_data_config}': test set names must be "
+            f"unique, got {names}"
+        )
+    exp_dir = Path(cfg.exp_dir)
+    spec: CheckpointSpec = cfg.checkpoint.model
+    path = resolve_checkpoint(exp_dir, spec)
+    ckpt = load_checkpoint(path)
+    train_config = dict(ckpt.get("config") or {})
+    averaging = (ckpt.get("averaged_from") or {}).get("method")
+    del ckpt
+    device = _device(cfg.device)
+    logger.info("decoding with %s on %s", path, device)
+    model = load_model_for_decoding(path, device)
+    data = eval_data_config(cfg, train_config)
+    suffix = result_suffix(cfg, averaging)
+    out_dir = exp_dir / _method(cfg)
+    torch.manual_seed(cfg.seed)
+
+    results = []
+    for source in sources:
+        loader, num_cuts = build_test_loader(
+            source,
+            data,
+            max_duration=cfg.max_duration,
+            seed=cfg.seed,
+            num_buckets=cfg.data.num_buckets,
+            prompt_file=cfg.prompt_file,
+        )
+        utts = decode_utterances(
+            model,
+            loader,
+            decoding_method=_method(cfg),
+            beam_size=cfg.beam_size if _method(cfg) == "beam_search" else 1,
+            max_new_tokens=cfg.max_new_tokens,
+            device=device,
+            total=num_cuts,
+            desc=source.name,
+        )
+        scores, scored = score_utterances(source.name, source.task, utts)
+        files = write_results(out_dir, source.name, suffix, scores, scored)
+        logger.info("%s (%s): %s; wrote %s", source.name, source.task,
+                    ", ".join(f"{k} {v}" for k, v in scores.as_rows()), files["recogs"])
+        results.append(TestSetResult(scores=scores, files=files, utterances=utts))
+    result = EvalResult(checkpoint=path, out_dir=out_dir, suffix=suffix, test_sets=results)
+    logger.info("results of %s (%s):\n%s", path.name, suffix, result.table)
+    return result
+
+
+def _method(cfg: EvalConfig) -> str:
+    return getattr(cfg.decoding_method, "value", cfg.decoding_method)
+
+
+def _pick(override, trained, default):
+    if override is not None:
+        return getattr(override, "value", override)
+    if trained is not None:
+        return trained
+    return default
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
