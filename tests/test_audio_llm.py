@@ -201,3 +201,13 @@ def test_automodel_builds_from_a_hydra_config_and_rejects_unknown_keys(llm_folde
     bad["projector"]["ds_rat"] = 2
     with pytest.raises(ValueError, match="ds_rat"):
         AutoModel.from_config(bad)
+
+
+def test_decode_supports_greedy_and_beam_search(model):
+    feats, lens = _clips(lens=(64, 30))
+    batch = make_batch(feats, lens, ["hello world", "hi"], cut_ids=["a", "b"])
+    greedy = model.decode(batch, max_new_tokens=4)
+    beam = model.decode(batch, decoding_method="beam_search", beam_size=3, max_new_tokens=4)
+    assert len(greedy) == len(beam) == 2
+    with pytest.raises(ValueError, match="unknown decoding_method 'viterbi'"):
+        model.decode(batch, decoding_method="viterbi")

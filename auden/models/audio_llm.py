@@ -45,12 +45,16 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 @dataclass
 class AudioEncoderConfig:
-    """``config``: a preset name or config.json path, used when ``pretrained_model`` is empty."""
+    """``config``: a preset name or config.json path, used when ``pretrained_model`` is empty.
+
+    ``pad_to_30s`` (Whisper only) pads every clip to 30 s as pretrained Whisper expects.
+    """
 
     model_type: str = "zipformer"
     pretrained_model: str = ""
     config: Any = ""
     frozen: bool = False
+    pad_to_30s: bool = False
     lora: LoraConfig = field(default_factory=lambda: LoraConfig(target_modules=[]))
 
 
@@ -114,10 +118,15 @@ class AudioLlm(nn.Module):
         config = AutoConfig.from_dict(config)
         enc_cfg, llm_cfg = config.audio_encoder, config.llm
         enc_cls = encoder_class(enc_cfg.model_type)
+        extra = {}
+        if enc_cfg.pad_to_30s:
+            if enc_cfg.model_type != "whisper":
+                raise ValueError("model.audio_encoder.pad_to_30s applies to Whisper encoders only")
+            extra["pad_to_30s"] = True
         if enc_cfg.pretrained_model:
-            encoder = enc_cls.from_pretrained(enc_cfg.pretrained_model)
+            encoder = enc_cls.from_pretrained(enc_cfg.pretrained_model, **extra)
         elif enc_cfg.config:
-            encoder = enc_cls(enc_cfg.config)
+            encoder = enc_cls(enc_cfg.config, **extra)
             if enc_cfg.frozen and not enc_cfg.lora.enabled:
                 logger.warning(
                     "model.audio_encoder is frozen but has no pretrained_model: its random "
