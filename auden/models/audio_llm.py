@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig as HfAutoConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -35,6 +34,7 @@ from auden.models.encoders.base import AudioEncoder, encoder_class
 from auden.models.lora import LoraConfig, add_lora, base_module, merged_copy
 from auden.models.outputs import ModelOutput
 from auden.models.projector import Projector, ProjectorConfig
+from auden.models.weights_io import load_weights, save_weights
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class AudioLlm(nn.Module):
         )
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = cls(config, encoder, llm, tokenizer)
-        _load_weights(model, folder / "model.safetensors")
+        load_weights(model, folder / "model.safetensors")
         return model.eval()
 
     def save_pretrained(self, folder: str | Path) -> Path:
@@ -183,12 +183,11 @@ class AudioLlm(nn.Module):
             ("llm", llm),
         ):
             state.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
-        state = _drop_shared(state)
 
         def write(tmp: Path) -> None:
             tmp.mkdir(parents=True)
             (tmp / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
-            save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            save_weights(state, tmp / "model.safetensors")
             self.tokenizer.save_pretrained(tmp)
 
         folder = save_folder_atomically(folder, write)
@@ -385,29 +384,3 @@ def _ensure_audio_token(llm: nn.Module, tokenizer, audio_token: str) -> None:
     if token_id >= llm.get_input_embeddings().num_embeddings:
         llm.resize_token_embeddings(len(tokenizer))
         logger.info("resized the LLM's embeddings to %d", len(tokenizer))
-
-
-def _drop_shared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Keep one name per shared storage (tied embeddings); safetensors refuses aliases."""
-    seen: set[tuple[int, int]] = set()
-    out = {}
-    for k, v in state.items():
-        key = (v.untyped_storage().data_ptr(), v.storage_offset())
-        if key in seen:
-            continue
-        seen.add(key)
-        out[k] = v.contiguous()
-    return out
-
-
-def _load_weights(model: AudioLlm, path: Path) -> None:
-    if not path.is_file():
-        raise FileNotFoundError(f"no weights file '{path}'")
-    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
-    params = dict(model.named_parameters(remove_duplicate=False))
-    loaded_ids = {id(p) for n, p in params.items() if n not in missing}
-    untied = [k for k in missing if k not in params or id(params[k]) not in loaded_ids]
-    if untied or unexpected:
-        raise ValueError(
-            f"'{path}' does not fit the model: missing {untied[:5]}, unexpected {unexpected[:5]}"
-        )
