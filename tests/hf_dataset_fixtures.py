@@ -23,10 +23,11 @@ class FakeSource:
     audio_column: str
     target_column: str
     instruction_column: str | None = None
+    valid_split: str = "validation"
 
 
 SOURCES = (
-    FakeSource("loquacious", "transcribe", "wav", "text"),
+    FakeSource("loquacious", "transcribe", "wav", "text", valid_split="dev"),
     FakeSource("soda_audio", "continue", "audio_second_last_turn", "alt_last_turn"),
     FakeSource("audioset_strong", "describe", "audio", "caption"),
     FakeSource("heysquad", "answer", "audio", "answers.text.0"),
@@ -76,7 +77,7 @@ def make_hf_dataset(
     wav_dir = root / f"{source.name}_wavs"
     wav_dir.mkdir(parents=True, exist_ok=True)
     splits = {}
-    for split, n, offset in (("train", n_train, 0), ("validation", n_valid, n_train)):
+    for split, n, offset in (("train", n_train, 0), (source.valid_split, n_valid, n_train)):
         rows = _rows(source, n, offset)
         for k, row in enumerate(rows):
             i = offset + k

@@ -23,6 +23,7 @@ TOOL = REPO / "tools" / "hf_to_lhotse.py"
 def _load_tool():
     spec = importlib.util.spec_from_file_location("hf_to_lhotse", TOOL)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -47,7 +48,9 @@ def _args(source: FakeSource) -> list[str]:
 def test_each_task_mapping_puts_the_target_where_the_task_reads_it(tmp_path, source):
     dataset = make_hf_dataset(tmp_path / "hf", source)
     out = tmp_path / "manifests"
-    rc = _load_tool().main([str(dataset), str(out), "--split", "validation:dev", *_args(source)])
+    rc = _load_tool().main(
+        [str(dataset), str(out), "--split", f"{source.valid_split}:dev", *_args(source)]
+    )
     assert rc == 0
     cuts = CutSet.from_file(out / f"{source.name}_cuts_dev.jsonl.gz").to_eager()
     assert len(cuts) == 2
@@ -58,7 +61,7 @@ def test_each_task_mapping_puts_the_target_where_the_task_reads_it(tmp_path, sou
         if source.instruction_column:
             assert task.instruction(cut) == f"count the beeps in clip {6 + k}"
         original, rate = sf.read(
-            tmp_path / "hf" / f"{source.name}_wavs" / f"validation-{6 + k}.wav"
+            tmp_path / "hf" / f"{source.name}_wavs" / f"{source.valid_split}-{6 + k}.wav"
         )
         audio = cut.load_audio()
         assert audio.shape == (1, len(original)) and cut.sampling_rate == rate == 16000

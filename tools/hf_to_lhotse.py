@@ -14,6 +14,12 @@ supervisions manifest, and the flac files under data/manifests/soda_audio_<split
 (or a Shar folder with --storage shar). Run it again after an interruption and it carries
 on where it stopped. `--list-columns` prints the dataset's columns and a first row, to
 choose the mapping.
+
+Several datasets in one run, from a table with one dataset per line (egs/multitask's
+configs/hf_sources.txt: name, Hub id, task, weight, splits, audio column, target column,
+further options), each read from <dl-dir>/<name>:
+
+  python tools/hf_to_lhotse.py --table configs/hf_sources.txt --dl-dir download data/manifests
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 from auden.data.hf_convert import ColumnMapping, ConvertOptions, convert_hf_dataset
 from auden.data.hf_source import open_hf_rows
@@ -32,8 +41,16 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("source", help="save_to_disk folder, parquet file or folder of parquet files")
-    p.add_argument("out_dir", nargs="?", help="where the manifest (and audio) go")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="[SOURCE] OUT_DIR",
+        help="the dataset (save_to_disk folder, parquet file or folder of parquet files; "
+        "not with --table) and where the manifests and audio go",
+    )
+    p.add_argument("--table", help="convert every dataset of this table (see above)")
+    p.add_argument("--dl-dir", help="with --table: the folder holding <dl-dir>/<name>")
+    p.add_argument("--datasets", help="with --table: only these names (space-separated)")
     p.add_argument("--prefix", help="names the manifest <prefix>_cuts_<split>.jsonl.gz and cut ids")
     p.add_argument(
         "--split",
@@ -83,14 +100,84 @@ def list_columns(source: str, split: str | None) -> None:
         print(f"  {name}: {shown}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if args.list_columns:
-        list_columns(args.source, args.split[0].split(":")[0] if args.split else None)
-        return 0
+@dataclass(frozen=True)
+class Job:
+    """One dataset to convert: where it is, how its rows map to cuts, which splits."""
+
+    source: Path
+    prefix: str
+    mapping: ColumnMapping
+    splits: list[str | None]  # "train", "validation:dev", or None for a lone dataset
+    label: str = ""  # the Hub id, for messages
+
+
+def _split_names(split: str | None) -> tuple[str | None, str | None]:
+    source_split, _, out_split = (split or "").partition(":")
+    return source_split or None, out_split or None
+
+
+def _mapping_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    for option in ("--instruction-column", "--text-column", "--id-column", "--language"):
+        p.add_argument(option)
+    return p
+
+
+def read_table(table: Path, dl_dir: Path, only: list[str] | None) -> list[Job]:
+    """The jobs of a sources table; every dataset folder must exist before any is converted."""
+    jobs = []
+    for number, line in enumerate(table.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = shlex.split(line, comments=True)
+        if not fields:
+            continue
+        where = f"{table}:{number}"
+        if len(fields) < 7:
+            raise ValueError(
+                f"{where}: expected name, dataset, task, weight, splits, audio column, "
+                f"target column [options], got {fields}"
+            )
+        name, label, task, weight, splits, audio, target, *rest = fields
+        try:
+            float(weight)
+            extra = _mapping_parser().parse_args(rest)
+        except (ValueError, argparse.ArgumentError) as e:
+            raise ValueError(f"{where}: {e}") from None
+        mapping = ColumnMapping(
+            audio=audio,
+            target=target,
+            task=task,
+            instruction=extra.instruction_column,
+            text=extra.text_column,
+            id=extra.id_column,
+            language=extra.language,
+        )
+        jobs.append(Job(dl_dir / name, name, mapping, splits.split(","), label))
+    names = [job.prefix for job in jobs]
+    if only:
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            raise ValueError(f"--datasets: {unknown} not in {table} (it has {names})")
+        jobs = [job for job in jobs if job.prefix in only]
+    missing = [job for job in jobs if not job.source.exists()]
+    if missing:
+        job = missing[0]
+        raise FileNotFoundError(
+            f"dataset '{job.prefix}' not found: expected {job.source}, a save_to_disk folder or "
+            f"the parquet files of {job.label} (e.g. huggingface-cli download --repo-type dataset "
+            f"{job.label} --local-dir {job.source}); missing: {[j.prefix for j in missing]}"
+        )
+    return jobs
+
+
+def _jobs(args, parser: argparse.ArgumentParser) -> tuple[list[Job], str]:
+    if args.table:
+        if len(args.paths) != 1 or not args.dl_dir:
+            parser.error("--table takes --dl-dir and one path, OUT_DIR")
+        only = args.datasets.split() if args.datasets else None
+        return read_table(Path(args.table), Path(args.dl_dir), only), args.paths[0]
+    if len(args.paths) != 2:
+        parser.error("give SOURCE and OUT_DIR (or --table)")
     needed = {
-        "out_dir": args.out_dir,
         "--prefix": args.prefix,
         "--task": args.task,
         "--audio-column": args.audio_column,
@@ -98,22 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     missing = [name for name, value in needed.items() if not value]
     if missing:
-        get_parser().error(f"missing {', '.join(missing)}")
-    for split in args.split or [None]:
-        source_split, _, out_split = (split or "").partition(":")
-        try:
-            result = _convert(args, source_split or None, out_split or None)
-        except (ValueError, FileNotFoundError) as e:
-            print(f"hf_to_lhotse.py: error: {e}", file=sys.stderr)
-            return 1
-        print(
-            f"{result.manifest}: {result.num_cuts} cuts, {result.duration_hours:.3f} h, "
-            f"{result.num_skipped} rows skipped"
-        )
-    return 0
-
-
-def _convert(args, split: str | None, out_split: str | None):
+        parser.error(f"missing {', '.join(missing)}")
     mapping = ColumnMapping(
         audio=args.audio_column,
         target=args.target_column,
@@ -123,18 +195,43 @@ def _convert(args, split: str | None, out_split: str | None):
         id=args.id_column,
         language=args.language,
     )
-    options = ConvertOptions(
-        out_dir=args.out_dir,
-        prefix=args.prefix,
-        split=split,
-        out_split=out_split,
-        storage=args.storage,
-        part_size=args.part_size,
-        sampling_rate=args.sampling_rate or None,
-        num_jobs=args.num_jobs,
-        strict=args.strict,
-    )
-    return convert_hf_dataset(args.source, mapping, options)
+    return [Job(Path(args.paths[0]), args.prefix, mapping, args.split or [None])], args.paths[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.list_columns:
+        if not args.paths:
+            parser.error("--list-columns needs SOURCE")
+        list_columns(args.paths[0], _split_names(args.split[0])[0] if args.split else None)
+        return 0
+    try:
+        jobs, out_dir = _jobs(args, parser)
+        for job in jobs:
+            for split in job.splits:
+                source_split, out_split = _split_names(split)
+                options = ConvertOptions(
+                    out_dir=out_dir,
+                    prefix=job.prefix,
+                    split=source_split,
+                    out_split=out_split,
+                    storage=args.storage,
+                    part_size=args.part_size,
+                    sampling_rate=args.sampling_rate or None,
+                    num_jobs=args.num_jobs,
+                    strict=args.strict,
+                )
+                result = convert_hf_dataset(job.source, job.mapping, options)
+                print(
+                    f"{result.manifest}: {result.num_cuts} cuts, "
+                    f"{result.duration_hours:.3f} h, {result.num_skipped} rows skipped"
+                )
+    except (ValueError, FileNotFoundError) as e:
+        print(f"hf_to_lhotse.py: error: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

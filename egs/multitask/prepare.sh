@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The seeds' multi-task mixture for auden, from Hugging Face datasets already on disk:
+# transcribe (LoquaciousSet), continue (SODA-Audio), describe (AudioSet strong),
+# answer (HeySQuAD) and instruct (SIFT-style data), mixed by weight. Outputs under
+# egs/multitask/data and configs/.
+#
+#   bash egs/multitask/prepare.sh --dl-dir /datasets --nj 16
+#   bash egs/multitask/prepare.sh --datasets "loquacious soda_audio audioset_strong"  # the seeds' three
+#
+# Nothing is downloaded: fetch each dataset of configs/hf_sources.txt into $dl_dir/<name>
+# first (a save_to_disk folder or its parquet files); that file also says which columns
+# hold the audio and the target of each, and how each is weighted.
+#
+#  stage 1: tools/hf_to_lhotse.py -> data/manifests/<name>_{cuts,recordings,supervisions}_{train,dev}.jsonl.gz
+#           (audio written once, as flac, under data/manifests/<name>_<split>/; resumable)
+#  stage 2: only with --on-the-fly-feats false: features -> data/fbank/<name>_cuts_<split>.jsonl.gz
+#           (data/whisper_fbank/ with --whisper-fbank true)
+#  stage 3: data configs -> configs/{train,valid,test}_data.yaml (on-the-fly features; the
+#           default) or configs/{train,valid,test}_data_<features>.yaml (precomputed), and
+#           configs/train_data_seed3.yaml, the seeds' 0.4/0.3/0.3 transcribe/continue/describe mix
+#
+# Each finished stage leaves a marker data/.stage-<n>[-<features>].done (tools/recipe_stages.sh):
+# a re-run skips finished stages unless their settings changed; naming the range redoes it.
+# Relative paths in the outputs are relative to this recipe folder.
+set -euo pipefail
+
+help_message="Usage: prepare.sh [options]: Hugging Face datasets -> Lhotse cuts and a multi-task data config (see the script's header)"
+stage=1                  # first stage to run
+stop_stage=3             # last stage to run
+dl_dir=                  # holds one folder per dataset (default: egs/multitask/download)
+sources=configs/hf_sources.txt  # the datasets, their columns, splits and weights
+datasets=                # names of configs/hf_sources.txt to use (default: all of them)
+nj=4                     # parallel jobs
+sampling_rate=16000      # audio is resampled to this rate when converted
+on_the_fly_feats=true    # false: precompute features in stage 2 (data.on_the_fly_feats=false)
+whisper_fbank=false      # with precomputed features: Whisper log-mel instead of Kaldi fbank
+num_mel_bins=80          # 80, or 128 for Whisper large-v3
+
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_stages.sh"
+
+[ $# -eq 0 ] || die "unexpected argument '$1' (options start with --; see --help)"
+recipe_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+tools=$(cd "$recipe_dir/../../tools" && pwd)
+dl_dir=$(realpath -m "${dl_dir:-$recipe_dir/download}")  # relative to where the user stands
+case "$parse_options_given" in
+  *" sources "*) sources=$(realpath -m "$sources") ;;  # relative to where the user stands
+  *) sources=$recipe_dir/$sources ;;
+esac
+cd "$recipe_dir"
+use_repo_venv "$recipe_dir/../.."
+stages_init data
+
+[ -f "$sources" ] || die "the sources table $sources does not exist"
+# The table without comments and blank lines, restricted to --datasets.
+table=$(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$sources")
+if [ -n "$datasets" ]; then
+  known=$(echo "$table" | awk '{print $1}')
+  for name in $datasets; do
+    echo "$known" | grep -qx -- "$name" || die "--datasets: '$name' is not in $sources (it has: $(echo $known))"
+  done
+  table=$(echo "$table" | awk -v keep=" $datasets " 'index(keep, " " $1 " ")')
+fi
+names=$(echo "$table" | awk '{print $1}')
+
+if [ "$on_the_fly_feats" = true ]; then
+  feature=on_the_fly; cuts_dir=data/manifests; suffix=
+else
+  if [ "$whisper_fbank" = true ]; then feature=whisper_fbank; else feature=fbank; fi
+  cuts_dir=data/$feature; suffix=_$feature
+fi
+# What each stage's output depends on, its predecessors' settings included.
+settings_1="dl_dir=$dl_dir sources=$(md5sum < "$sources" | cut -c1-12) datasets=$(echo $names) sampling_rate=$sampling_rate"
+settings_2="$settings_1 num_mel_bins=$num_mel_bins"
+settings_3="$settings_2 cuts_dir=$cuts_dir"
+
+# output split names of a "train,validation:dev" splits field: "train dev"
+out_splits() {
+  echo "$1" | tr ',' '\n' | sed 's/.*://' | xargs
+}
+
+if run_stage 1 "convert $(echo $names) from $dl_dir" "" "$settings_1"; then
+  # One process for all datasets; it checks every folder before converting any.
+  python "$tools/hf_to_lhotse.py" --table "$sources" --dl-dir "$dl_dir" --datasets "$(echo $names)" \
+    --sampling-rate "$sampling_rate" --num-jobs "$nj" data/manifests
+  finish_stage 1 "" "$settings_1"
+fi
+
+if [ "$on_the_fly_feats" = true ]; then
+  [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ] && log "Stage 2: none, the features are computed on the fly"
+elif run_stage 2 "$num_mel_bins-bin $feature features -> $cuts_dir" "$feature" "$settings_2"; then
+  extra=()
+  [ "$whisper_fbank" = true ] && extra+=(--whisper-fbank)
+  while read -r name repo task weight splits _; do
+    for split in $(out_splits "$splits"); do
+      python "$tools/compute_fbank.py" \
+        --recordings "data/manifests/${name}_recordings_$split.jsonl.gz" \
+        --supervisions "data/manifests/${name}_supervisions_$split.jsonl.gz" \
+        --out "$cuts_dir/${name}_cuts_$split.jsonl.gz" \
+        --storage "$cuts_dir/${name}_feats_$split" \
+        --num-mel-bins "$num_mel_bins" --num-jobs "$nj" "${extra[@]}"
+    done
+  done <<< "$table"
+  finish_stage 2 "$feature" "$settings_2"
+fi
+
+if run_stage 3 "data configs for $cuts_dir" "$feature" "$settings_3"; then
+  train=configs/train_data$suffix.yaml
+  valid=configs/valid_data$suffix.yaml
+  test=configs/test_data$suffix.yaml
+  seed3=configs/train_data_seed3$suffix.yaml
+  : > "$valid.tmp"; : > "$test.tmp"
+  echo "# Written by prepare.sh stage 3 from $sources: the multi-task mixture." > "$train.tmp"
+  echo "# Written by prepare.sh stage 3: the seeds' mixture, transcribe/continue/describe 0.4/0.3/0.3." > "$seed3.tmp"
+  seed3_tasks=""
+  while read -r name repo task weight splits _; do
+    # instruct draws its prompt from each cut's instruction; the other tasks from a file.
+    prompt=""
+    [ "$task" = instruct ] || prompt=", prompt_file: configs/prompts/$task.txt"
+    [ "$task" = instruct ] || [ -s "configs/prompts/$task.txt" ] || die "configs/prompts/$task.txt is missing"
+    echo "- {manifest: $cuts_dir/${name}_cuts_train.jsonl.gz, task: $task, weight: $weight$prompt}" >> "$train.tmp"
+    case $task in
+      transcribe) w=0.4 ;;
+      continue|describe) w=0.3 ;;
+      *) w="" ;;
+    esac
+    if [ -n "$w" ]; then
+      echo "- {manifest: $cuts_dir/${name}_cuts_train.jsonl.gz, task: $task, weight: $w$prompt}" >> "$seed3.tmp"
+      seed3_tasks="$seed3_tasks $task"
+    fi
+    for split in $(out_splits "$splits"); do
+      [ "$split" = train ] && continue
+      echo "- {manifest: $cuts_dir/${name}_cuts_$split.jsonl.gz, task: $task$prompt}" >> "$valid.tmp"
+      echo "- {name: ${name}_$split, manifest: $cuts_dir/${name}_cuts_$split.jsonl.gz, task: $task$prompt}" >> "$test.tmp"
+    done
+  done <<< "$table"
+  mv "$train.tmp" "$train"
+  if [ "$(echo $seed3_tasks | tr ' ' '\n' | sort -u | xargs)" = "continue describe transcribe" ]; then
+    mv "$seed3.tmp" "$seed3"
+  else
+    rm "$seed3.tmp"; log "not all of transcribe, continue and describe are in the mix: no $seed3"
+  fi
+  if [ -s "$valid.tmp" ]; then
+    mv "$valid.tmp" "$valid"; mv "$test.tmp" "$test"
+  else
+    rm "$valid.tmp" "$test.tmp"; log "no dev split in the table: no $valid or $test"
+  fi
+  log "wrote $train ($(echo $names | wc -w) datasets)"
+  finish_stage 3 "$feature" "$settings_3"
+fi
