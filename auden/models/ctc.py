@@ -27,6 +27,7 @@ from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from auden.data.batch import AudioBatch
+from auden.data.tasks import get_task
 from auden.models.encoders.zipformer import ZipformerEncoder, resolve_zipformer_config
 from auden.models.encoders.zipformer.folder import read_model_folder, write_model_folder
 from auden.models.outputs import ModelOutput
@@ -143,9 +144,25 @@ class CtcModel(nn.Module):
         ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         return [[i + 1 for i in row] for row in ids]
 
+    @staticmethod
+    def transcripts(batch: AudioBatch) -> list[str]:
+        """What CTC learns: the transcript of each clip, whatever task the row was drawn for."""
+        texts = []
+        for i, (task, target) in enumerate(zip(batch.tasks, batch.targets)):
+            if task == "transcribe":
+                texts.append(target)
+            elif batch.cuts:
+                texts.append(get_task("transcribe").target(batch.cuts[i]))
+            else:
+                raise ValueError(
+                    f"row {i} has task '{task}' and no cut to read its transcript from; "
+                    "CTC trains on transcribe data"
+                )
+        return texts
+
     def forward(self, batch: AudioBatch) -> ModelOutput:
         log_probs, lens = self.encode(batch)
-        labels = self.tokenize(batch.targets)
+        labels = self.tokenize(self.transcripts(batch))
         label_lens = torch.tensor([len(x) for x in labels], dtype=torch.int64)
         too_long = (label_lens > lens.cpu()).nonzero().flatten().tolist()
         for i in too_long:

@@ -41,8 +41,7 @@ class RelPositionAttentionWeights(nn.Module):
     """Softmax(q·k + p·P[k-q]) per head, with padded keys masked: ``[H, B, T, T]``."""
 
     def __init__(
-        self, dim: int, num_heads: int, query_head_dim: int, pos_head_dim: int, pos_dim: int,
-        dropout: float,
+        self, dim: int, num_heads: int, query_head_dim: int, pos_head_dim: int, pos_dim: int
     ) -> None:
         super().__init__()
         self.num_heads = num_heads
@@ -50,7 +49,6 @@ class RelPositionAttentionWeights(nn.Module):
         self.pos_head_dim = pos_head_dim
         self.in_proj = nn.Linear(dim, num_heads * (2 * query_head_dim + pos_head_dim))
         self.pos_proj = nn.Linear(pos_dim, num_heads * pos_head_dim, bias=False)
-        self.dropout = nn.Dropout(dropout)
 
     def forward(
         self, x: torch.Tensor, pos_emb: torch.Tensor, pad_mask: torch.Tensor
@@ -70,7 +68,8 @@ class RelPositionAttentionWeights(nn.Module):
         scores = scores + pos_scores.gather(-1, offset_index)
 
         scores = scores.masked_fill(pad_mask[None, :, None, :], float("-inf"))
-        return self.dropout(scores.softmax(dim=-1))
+        # No dropout on the [H, B, T, T] weights: on a CPU it costs more than it gives.
+        return scores.softmax(dim=-1)
 
 
 class SelfAttention(nn.Module):

@@ -40,7 +40,7 @@ class ZipformerBlock(nn.Module):
         dim, ff, heads = cfg.encoder_dims[stack], cfg.feedforward_dims[stack], cfg.num_heads[stack]
         kernel, k2 = cfg.cnn_kernel_sizes[stack], cfg.use_k2_swoosh
         self.attention_weights = RelPositionAttentionWeights(
-            dim, heads, cfg.query_head_dim, cfg.pos_head_dim, cfg.pos_dim, cfg.dropout
+            dim, heads, cfg.query_head_dim, cfg.pos_head_dim, cfg.pos_dim
         )
         self.feed_forward1 = FeedForward(dim, ff * 3 // 4, cfg.dropout, k2)
         self.nonlin_attention = NonlinAttention(dim, dim * 3 // 4)

@@ -29,7 +29,7 @@ class ZipformerConfig:
     pos_head_dim: int = 4
     pos_dim: int = 48
     frontend_channels: tuple[int, ...] = field(default_factory=lambda: (8, 32, 128))
-    dropout: float = 0.1
+    dropout: float = 0.1  # in the feed-forward modules
     # k2's fused swoosh kernels, used only when k2 is importable; pure torch otherwise.
     use_k2_swoosh: bool = False
 
@@ -85,7 +85,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         query_head_dim=16,
         value_head_dim=12,
         pos_dim=24,
-        frontend_channels=(8, 16, 64),
+        frontend_channels=(8, 16, 32),
     ),
     # Zipformer-S of the paper.
     "small": dict(
