@@ -43,18 +43,35 @@ def epoch_checkpoint_path(exp_dir: str | Path, epoch: int) -> Path:
 
 
 def trainable_keys(model: nn.Module) -> list[str]:
-    """State-dict keys that training changes: trainable parameters and the buffers of
-    modules that are not frozen (e.g. normalisation statistics of a trained encoder)."""
+    """State-dict keys that training changes: trainable parameters, and the persistent
+    buffers of modules that are not frozen (e.g. BatchNorm statistics of a trained encoder).
+
+    A buffer belongs to the nearest enclosing module that has parameters; when all of those
+    are frozen (a pretrained LLM), the buffer comes with the pretrained weights instead.
+    """
     keys = [name for name, p in model.named_parameters() if p.requires_grad]
+    frozen: dict[str, bool] = {}  # module name -> has parameters, all frozen
+    for name, module in model.named_modules():
+        params = list(module.parameters())
+        if params:
+            frozen[name] = not any(p.requires_grad for p in params)
     for module_name, module in model.named_modules():
-        direct = list(module.parameters(recurse=False))
-        if direct and not any(p.requires_grad for p in direct):
-            continue  # a frozen module's buffers come with its pretrained weights
         for name, _ in module.named_buffers(recurse=False):
             if name in module._non_persistent_buffers_set:
                 continue
+            if _owner_is_frozen(module_name, frozen):
+                continue
             keys.append(f"{module_name}.{name}" if module_name else name)
     return keys
+
+
+def _owner_is_frozen(module_name: str, frozen: dict[str, bool]) -> bool:
+    parts = module_name.split(".") if module_name else []
+    for i in range(len(parts), -1, -1):
+        prefix = ".".join(parts[:i])
+        if prefix in frozen:
+            return frozen[prefix]
+    return False
 
 
 def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
