@@ -1,0 +1,159 @@
+"""egs/multitask: Hugging Face datasets on disk -> one weighted multi-task data config -> training."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from itertools import islice
+
+import pytest
+from hf_dataset_fixtures import SOURCES, expected_target, make_hf_dataset
+from lhotse import load_manifest
+from recipe_fixtures import copy_recipe, run_prepare
+from tiny_audio_llm import make_tiny_llm
+from tiny_training import MICRO_ZIPFORMER
+
+from auden.data.config import load_data_config
+from auden.data.mixing import mix_sources
+from auden.data.tasks import get_task
+
+N_TRAIN, N_DEV = 6, 2
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """Five tiny datasets shaped like the real ones, converted by prepare.sh (stages 1-3)."""
+    root = tmp_path_factory.mktemp("multitask")
+    for source in SOURCES:
+        make_hf_dataset(root / "dl", source, n_train=N_TRAIN, n_valid=N_DEV)
+    recipe = copy_recipe("multitask", root)
+    proc = run_prepare(recipe, "--dl-dir", str(root / "dl"), "--nj", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return recipe, proc
+
+
+def test_every_dataset_is_converted_with_its_target_where_its_task_reads_it(prepared, monkeypatch):
+    recipe, _ = prepared
+    monkeypatch.chdir(recipe)
+    for source in SOURCES:
+        task = get_task(source.task)
+        for split, n, offset in (("train", N_TRAIN, 0), ("dev", N_DEV, N_TRAIN)):
+            cuts = load_manifest(f"data/manifests/{source.name}_cuts_{split}.jsonl.gz")
+            assert [task.target(c) for c in cuts] == [
+                expected_target(source, offset + k) for k in range(n)
+            ]
+            assert all(c.load_audio().shape == (1, c.num_samples) for c in cuts)
+    sift = load_manifest("data/manifests/sift_cuts_train.jsonl.gz")
+    assert get_task("instruct").instruction(sift[0]) == "count the beeps in clip 0"
+
+
+def test_the_data_configs_name_every_task_with_its_weight_and_prompts(prepared, monkeypatch):
+    recipe, _ = prepared
+    monkeypatch.chdir(recipe)
+    train = load_data_config("configs/train_data.yaml")
+    assert [(s.task, s.weight) for s in train] == [
+        ("transcribe", 0.28),
+        ("continue", 0.21),
+        ("describe", 0.21),
+        ("answer", 0.15),
+        ("instruct", 0.15),
+    ]
+    assert [s.prompt_file.name if s.prompt_file else None for s in train] == [
+        "transcribe.txt",
+        "continue.txt",
+        "describe.txt",
+        "answer.txt",
+        None,
+    ]
+    seed3 = load_data_config("configs/train_data_seed3.yaml")
+    assert [(s.task, s.weight) for s in seed3] == [
+        ("transcribe", 0.4),
+        ("continue", 0.3),
+        ("describe", 0.3),
+    ]
+    test = load_data_config("configs/test_data.yaml")
+    assert [s.name for s in test] == [f"{s.name}_dev" for s in SOURCES]
+
+
+def _enlarge(manifest, copies: int, out) -> None:
+    """The same cuts ``copies`` times over, under new ids: a bigger corpus, same audio."""
+    with gzip.open(manifest, "rt") as f:
+        cuts = [json.loads(line) for line in f]
+    with gzip.open(out, "wt") as f:
+        for k in range(copies):
+            for cut in cuts:
+                f.write(json.dumps({**cut, "id": f"{cut['id']}-copy{k}"}) + "\n")
+
+
+@pytest.mark.parametrize("config", ["train_data.yaml", "train_data_seed3.yaml"])
+def test_over_1000_sampled_cuts_each_task_share_is_within_5_points_of_its_weight(
+    prepared, tmp_path, monkeypatch, config
+):
+    recipe, _ = prepared
+    # Lhotse's mux draws each next cut from a source with probability proportional to its
+    # weight until a source runs out; sources bigger than the sample keep that from happening.
+    work = tmp_path / "recipe"
+    (work / "data" / "manifests").mkdir(parents=True)
+    shutil.copytree(recipe / "configs", work / "configs")
+    for source in SOURCES:
+        name = f"{source.name}_cuts_train.jsonl.gz"
+        _enlarge(recipe / "data" / "manifests" / name, 100, work / "data" / "manifests" / name)
+    monkeypatch.chdir(work)
+    sources = load_data_config(f"configs/{config}")
+    total = sum(s.weight for s in sources)
+    for seed in (0, 1, 2):
+        counts = Counter(c.custom["task"] for c in islice(mix_sources(sources, seed=seed), 1000))
+        assert sum(counts.values()) == 1000
+        for s in sources:
+            share = counts[s.task] / 1000
+            assert abs(share - s.weight / total) <= 0.05, (seed, s.task, share, s.weight / total)
+
+
+def test_the_multitask_config_trains_a_few_steps_with_the_recipe_train_py(prepared, tmp_path):
+    recipe, _ = prepared
+    llm = make_tiny_llm(tmp_path / "llm")
+    zipformer = tmp_path / "micro_zipformer.json"
+    zipformer.write_text(json.dumps(MICRO_ZIPFORMER))
+    exp = tmp_path / "exp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            f"exp_dir={exp}",
+            f"model.llm.pretrained_model={llm}",
+            "model.llm.dtype=float32",
+            "model.llm.lora.r=4",
+            "model.llm.lora.alpha=8",
+            f"model.audio_encoder.config={zipformer}",
+            "data.num_workers=0",
+            "data.sampler.max_duration=4",
+            "data.sampler.num_buckets=2",
+            "trainer.num_steps=3",
+            "trainer.dtype=float32",
+            "trainer.save_every_n=3",
+            "trainer.valid_interval=3",
+            "trainer.log_interval=1",
+            "trainer.scheduler.warmup_batches=1",
+        ],
+        cwd=recipe,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (exp / "checkpoint-3.pt").is_file()
+    import torch
+
+    checkpoint = torch.load(exp / "checkpoint-3.pt", weights_only=True)
+    assert checkpoint["batch_idx_train"] == 3
+    assert checkpoint["config"]["data"]["on_the_fly_feats"] is True
+    assert checkpoint["config"]["data"]["train_data_config"] == "configs/train_data.yaml"
+    assert any("lora" in k for k in checkpoint["model"])
+    assert all(torch.isfinite(v).all() for v in checkpoint["model"].values())
