@@ -156,3 +156,42 @@ def test_config_is_saved_resolved_as_plain_yaml(training_setup, tmp_path):
     plain = to_plain_dict(cfg)
     assert plain["data"]["feature"] == "fbank" and plain["trainer"]["dtype"] == "float32"
     assert plain["model"]["tokenizer"] == str(training_setup.tokenizer)
+
+
+@pytest.fixture(scope="module")
+def tiny_llm_folder(tmp_path_factory):
+    from tiny_audio_llm import make_tiny_llm
+    from tinycorpus import WORDS
+
+    texts = [" ".join(WORDS), "a tone of 0123456789 hertz", "Transcribe the audio."]
+    return make_tiny_llm(tmp_path_factory.mktemp("llm") / "llm", texts=texts)
+
+
+def _audio_llm_config(training_setup, tiny_llm_folder, exp, **trainer):
+    from auden.models.audio_llm import AudioEncoderConfig, AudioLlmConfig, LlmConfig
+    from auden.models.lora import LoraConfig
+
+    cfg = training_setup.train_config(exp, **trainer)
+    cfg.model = AudioLlmConfig(
+        audio_encoder=AudioEncoderConfig(
+            model_type="zipformer", config=str(training_setup.zipformer_config)
+        ),
+        llm=LlmConfig(pretrained_model=str(tiny_llm_folder), lora=LoraConfig(enabled=True)),
+    )
+    return cfg
+
+
+def test_audio_llm_with_frozen_llm_and_lora_resumes_exactly(
+    training_setup, tiny_llm_folder, tmp_path
+):
+    torch.manual_seed(0)
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(_audio_llm_config(training_setup, tiny_llm_folder, full, num_steps=4, save_every_n=2))
+    train(_audio_llm_config(training_setup, tiny_llm_folder, part, num_steps=2, save_every_n=2))
+    train(_audio_llm_config(training_setup, tiny_llm_folder, part, num_steps=4, save_every_n=2,
+                            start_batch=2))
+    a, b = load_checkpoint(full / "checkpoint-4.pt"), load_checkpoint(part / "checkpoint-4.pt")
+    assert _max_diff(a["model"], b["model"]) <= 1e-6
+    assert _max_diff(a["model_avg"], b["model_avg"]) <= 1e-6
+    llm_keys = [k for k in a["model"] if k.startswith("llm.")]
+    assert llm_keys and all("lora_" in k for k in llm_keys)  # the frozen base is not copied
