@@ -252,23 +252,36 @@ class AudioLlm(nn.Module):
             raise RuntimeError(f"{audio.shape[0]} audio frames for {int(audio_mask.sum())} slots")
         return embeds.masked_scatter(audio_mask[:, :, None], audio.to(embeds.dtype))
 
-    def compute_logits(self, batch: AudioBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher-forced LLM logits ``[B, L, V]`` and labels ``[B, L]`` (right-padded)."""
+    def compute_logits(
+        self, batch: AudioBatch, *, only_predicting_targets: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits and the tokens they predict (IGNORE_INDEX where unlabelled).
+
+        By default logits ``[B, L, V]`` for every position and labels shifted by one (the
+        next token). With ``only_predicting_targets`` only the positions that predict a
+        target token in some row are kept, which saves most of the ``L x vocab`` memory.
+        """
         device = self.projector.mlp[0].weight.device
         frames, lens = self.encode_audio(batch.features.to(device), batch.feature_lens.to(device))
         names = _clip_names(batch.cuts, len(batch))
         chat = self.chat.encode(batch.messages, lens.tolist(), names, for_generation=False)
         embeds = self._embed(chat, frames, lens)
+        labels = chat.labels.to(device)
+        next_tokens = torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], IGNORE_INDEX)], 1)
+        kwargs = {}
+        if only_predicting_targets:
+            keep = (next_tokens != IGNORE_INDEX).any(0).nonzero().squeeze(1)
+            kwargs["logits_to_keep"] = keep
+            next_tokens = next_tokens[:, keep]
         logits = self.llm(
-            inputs_embeds=embeds, attention_mask=chat.attention_mask.to(device)
+            inputs_embeds=embeds, attention_mask=chat.attention_mask.to(device), **kwargs
         ).logits
-        return logits, chat.labels.to(device)
+        return logits, next_tokens
 
     def forward(self, batch: AudioBatch) -> ModelOutput:
         """Teacher-forced loss over the assistant replies (mean per target token)."""
-        logits, labels = self.compute_logits(batch)
-        labels = labels[:, 1:]
-        logits = logits[:, :-1].float()
+        logits, labels = self.compute_logits(batch, only_predicting_targets=True)
+        logits = logits.float()
         target = labels != IGNORE_INDEX
         num_targets = int(target.sum())
         loss = nn.functional.cross_entropy(
