@@ -87,14 +87,25 @@ if run_stage 2 "$num_mel_bins-bin $feature features -> $feats_dir" "$feature" "$
       || die "--use-kaldifeat true, but tools/compute_fbank.py has no kaldifeat backend yet"
     extra+=(--kaldifeat)
   fi
+  # One process per group of splits: those that get speed copies, and the others.
+  perturbed=""; plain=""
   for part in $parts; do
+    if [ "$perturb_speed" = true ] && case $part in train-*) true ;; *) false ;; esac; then
+      perturbed="$perturbed $part"
+    else
+      plain="$plain $part"
+    fi
+  done
+  for group in perturbed plain; do
+    [ -n "${!group}" ] || continue
     perturb=()
-    case $part in train-*) [ "$perturb_speed" = true ] && perturb=(--speed-perturb) ;; esac
-    python "$tools/compute_fbank.py" \
-      --recordings "data/manifests/librispeech_recordings_$part.jsonl.gz" \
-      --supervisions "data/manifests/librispeech_supervisions_$part.jsonl.gz" \
-      --out "$feats_dir/librispeech_cuts_$part.jsonl.gz" \
-      --storage "$feats_dir/librispeech_feats_$part" \
+    [ "$group" = perturbed ] && perturb=(--speed-perturb)
+    # shellcheck disable=SC2086  # the split names are words on purpose
+    python "$tools/compute_fbank.py" --splits ${!group} \
+      --recordings "data/manifests/librispeech_recordings_{split}.jsonl.gz" \
+      --supervisions "data/manifests/librispeech_supervisions_{split}.jsonl.gz" \
+      --out "$feats_dir/librispeech_cuts_{split}.jsonl.gz" \
+      --storage "$feats_dir/librispeech_feats_{split}" \
       --num-mel-bins "$num_mel_bins" --num-jobs "$nj" "${extra[@]}" "${perturb[@]}"
   done
   finish_stage 2 "$feature" "$settings_2"

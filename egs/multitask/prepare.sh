@@ -92,14 +92,13 @@ elif run_stage 2 "$num_mel_bins-bin $feature features -> $cuts_dir" "$feature" "
   extra=()
   [ "$whisper_fbank" = true ] && extra+=(--whisper-fbank)
   while read -r name repo task weight splits _; do
-    for split in $(out_splits "$splits"); do
-      python "$tools/compute_fbank.py" \
-        --recordings "data/manifests/${name}_recordings_$split.jsonl.gz" \
-        --supervisions "data/manifests/${name}_supervisions_$split.jsonl.gz" \
-        --out "$cuts_dir/${name}_cuts_$split.jsonl.gz" \
-        --storage "$cuts_dir/${name}_feats_$split" \
-        --num-mel-bins "$num_mel_bins" --num-jobs "$nj" "${extra[@]}"
-    done
+    # shellcheck disable=SC2046  # the split names are words on purpose
+    python "$tools/compute_fbank.py" --splits $(out_splits "$splits") \
+      --recordings "data/manifests/${name}_recordings_{split}.jsonl.gz" \
+      --supervisions "data/manifests/${name}_supervisions_{split}.jsonl.gz" \
+      --out "$cuts_dir/${name}_cuts_{split}.jsonl.gz" \
+      --storage "$cuts_dir/${name}_feats_{split}" \
+      --num-mel-bins "$num_mel_bins" --num-jobs "$nj" "${extra[@]}"
   done <<< "$table"
   finish_stage 2 "$feature" "$settings_2"
 fi
