@@ -157,3 +157,31 @@ def test_the_multitask_config_trains_a_few_steps_with_the_recipe_train_py(prepar
     assert checkpoint["config"]["data"]["train_data_config"] == "configs/train_data.yaml"
     assert any("lora" in k for k in checkpoint["model"])
     assert all(torch.isfinite(v).all() for v in checkpoint["model"].values())
+
+
+def test_precomputed_features_are_an_option(prepared, monkeypatch):
+    recipe, _ = prepared
+    proc = run_prepare(
+        recipe,
+        "--dl-dir",
+        str(recipe.parents[1] / "dl"),
+        "--datasets",
+        "soda_audio sift",
+        "--on-the-fly-feats",
+        "false",
+        "--stage",
+        "2",
+        "--stop-stage",
+        "3",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    monkeypatch.chdir(recipe)
+    sources = load_data_config("configs/train_data_fbank.yaml")
+    assert [(s.task, s.manifest.parent.name) for s in sources] == [
+        ("continue", "fbank"),
+        ("instruct", "fbank"),
+    ]
+    for source in sources:
+        cut = next(iter(load_manifest(source.manifest)))
+        assert cut.load_features().shape == (cut.num_frames, 80)
+        assert get_task(source.task).target(cut)  # the target survived feature extraction
