@@ -259,3 +259,27 @@ def test_bad_rows_are_skipped_and_counted_or_stop_a_strict_run(tmp_path):
             ConvertOptions(out_dir=tmp_path / "strict", prefix="x", strict=True),
             progress=False,
         )
+
+
+def test_a_table_converts_several_datasets_and_names_a_bad_line(tmp_path, capsys):
+    for source in SOURCES[:2]:
+        make_hf_dataset(tmp_path / "dl", source, n_train=2, n_valid=1)
+    table = tmp_path / "sources.txt"
+    table.write_text(
+        "# name dataset task weight splits audio target\n"
+        "loquacious x/loq transcribe 0.5 train,dev wav text --id-column ID\n"
+        "soda_audio x/soda continue 0.5 train audio_second_last_turn alt_last_turn\n"
+    )
+    tool = _load_tool()
+    out = tmp_path / "out"
+    assert tool.main(["--table", str(table), "--dl-dir", str(tmp_path / "dl"), str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*_cuts_*")) == [
+        "loquacious_cuts_dev.jsonl.gz",
+        "loquacious_cuts_train.jsonl.gz",
+        "soda_audio_cuts_train.jsonl.gz",
+    ]
+    assert load_manifest(out / "loquacious_cuts_dev.jsonl.gz")[0].id == "loquacious-dev-spk2-2"
+
+    table.write_text("soda_audio x/soda continue heavy train audio alt_last_turn\n")
+    assert tool.main(["--table", str(table), "--dl-dir", str(tmp_path / "dl"), str(out)]) == 1
+    assert f"{table}:1: could not convert string to float: 'heavy'" in capsys.readouterr().err
