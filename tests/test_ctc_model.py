@@ -110,6 +110,13 @@ def test_export_round_trip_and_encoder_reuse(speech_batch, tokenizer_dir, tmp_pa
         assert torch.equal(warm.encoder(x, lens).frames, model.encoder(x, lens).frames)
 
 
+def test_target_fits_counts_labels_and_repeats(tokenizer_dir):
+    model = CtcModel.from_config(_config(tokenizer_dir))
+    n = len(model.tokenize(["hello world"])[0])
+    assert model.target_fits(4 * n, "hello world")
+    assert not model.target_fits(4 * n - 4, "hello world")
+
+
 def test_bad_ctc_configs_name_the_key(tokenizer_dir, tmp_path):
     with pytest.raises(ValueError, match="model.tokenizer"):
         CtcModel.from_config(CtcModelConfig(tokenizer=""))

@@ -144,6 +144,17 @@ class CtcModel(nn.Module):
         ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         return [[i + 1 for i in row] for row in ids]
 
+    def target_fits(self, num_frames: int, target: str) -> bool:
+        """Whether CTC can align ``target`` to a clip of ``num_frames`` 100 Hz frames.
+
+        CTC needs one output frame per label plus one blank between equal neighbours.
+        The data filter asks this to drop clips too short for their transcript.
+        """
+        labels = self.tokenize([target])[0]
+        repeats = sum(a == b for a, b in zip(labels, labels[1:]))
+        frames = int(self.encoder.output_lengths(torch.tensor([num_frames]))[0])
+        return len(labels) + repeats <= frames
+
     @staticmethod
     def transcripts(batch: AudioBatch) -> list[str]:
         """What CTC learns: the transcript of each clip, whatever task the row was drawn for."""
