@@ -72,7 +72,7 @@ def test_ctc_model_trains_a_few_steps_and_decodes_strings(speech_batch, tokenize
     sched = Eden(opt, lr_batches=0, lr_epochs=0, warmup_batches=5)
     model.train()
     losses = []
-    for _ in range(25):
+    for _ in range(15):
         out = model(speech_batch)
         losses.append(out.loss.item())
         opt.zero_grad()
