@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -68,3 +69,15 @@ def make_outputs_input_dependent(model) -> None:
     so that generated text depends on the audio and the prompt (something to compare)."""
     for p in list(model.llm.parameters()) + list(model.projector.parameters()):
         p.normal_(std=0.3)
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Tiny models run fastest on one thread; on a shared, loaded CPU, two OpenMP threads
+    spin-wait for each other and cost 10-20x more time."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
