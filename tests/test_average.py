@@ -219,3 +219,19 @@ def test_checkpoints_with_different_parameters_are_rejected(tmp_path):
     _save(tmp_path / "checkpoint-20.pt", {"b": torch.zeros(1)}, step=20)
     with pytest.raises(ValueError, match="different parameters.*'b'.*'a'"):
         resolve_checkpoint(tmp_path, CheckpointSpec(iter=20, avg=2))
+
+
+def test_unreadable_checkpoint_is_named(tmp_path):
+    _save(tmp_path / "checkpoint-10.pt", _weights(1.0), step=10)
+    (tmp_path / "checkpoint-20.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="checkpoint '.*checkpoint-20.pt' cannot be loaded"):
+        resolve_checkpoint(tmp_path, CheckpointSpec(iter=20, avg=2))
+
+
+def test_legacy_format_checkpoints_are_averaged_too(tmp_path):
+    # no memory map for the pre-zip format: read whole, with the same result
+    for step, v in [(10, 1.0), (20, 3.0)]:
+        torch.save({"model": _weights(v), "batch_idx_train": step},
+                   tmp_path / f"checkpoint-{step}.pt", _use_new_zipfile_serialization=False)
+    path = resolve_checkpoint(tmp_path, CheckpointSpec(iter=20, avg=2))
+    assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], torch.full((2, 3), 2.0))

@@ -232,6 +232,10 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
             total=num_cuts,
             desc=source.name,
         )
+        if len(utts) != num_cuts:  # the sampler must not drop a cut (e.g. one > max_duration)
+            raise RuntimeError(
+                f"test set '{source.name}': decoded {len(utts)} of its {num_cuts} cuts"
+            )
         scores, scored = score_utterances(source.name, source.task, utts)
         files = write_results(out_dir, source.name, suffix, scores, scored)
         logger.info("%s (%s): %s; wrote %s", source.name, source.task,

@@ -78,6 +78,12 @@ def load_checkpoint(path: str | Path) -> dict:
         raise FileNotFoundError(f"checkpoint '{path}' does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # not a zip-format file, or a filesystem without mmap: read it all
+        pass
+    except Exception as e:
+        raise ValueError(f"checkpoint '{path}' cannot be loaded: {e}") from e
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ValueError(f"checkpoint '{path}' cannot be loaded: {e}") from e
 
