@@ -39,6 +39,9 @@ WRITER = textwrap.dedent(
 )
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 def test_sigkill_during_a_checkpoint_write_leaves_earlier_checkpoints_loadable(tmp_path):
     torch.manual_seed(0)
     for step in (10, 20):

@@ -13,6 +13,8 @@ from auden.data.dataset import BadCutError
 from auden.data.loader import ModelHints, TrainData, build_valid_loader
 from auden.data.prompts import PromptSet
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _data_cfg(corpus, **overrides) -> DataConfig:
     cfg = DataConfig(
@@ -37,7 +39,8 @@ def test_missing_manifest_is_named_in_the_error(tmp_path):
 
 def test_unknown_key_and_unknown_task_in_a_data_config_are_rejected(tiny_corpus, tmp_path):
     bad_key = write_data_config(
-        tmp_path / "a.yaml", [{"manifest": str(tiny_corpus.cuts), "task": "transcribe", "wieght": 1}]
+        tmp_path / "a.yaml",
+        [{"manifest": str(tiny_corpus.cuts), "task": "transcribe", "wieght": 1}],
     )
     with pytest.raises(ValueError, match="wieght"):
         load_data_config(bad_key)
@@ -58,7 +61,9 @@ def test_batches_hold_chat_messages_with_the_task_target_and_a_prompt_from_its_f
         assert b.features.shape[0] == len(b.messages) == len(b.targets) == len(b.cuts)
         assert b.features.shape[2] == 80
         assert torch.equal(b.feature_lens, torch.tensor([c.num_frames for c in b.cuts]))
-        for cut, task, prompt, target, msgs in zip(b.cuts, b.tasks, b.prompts, b.targets, b.messages):
+        for cut, task, prompt, target, msgs in zip(
+            b.cuts, b.tasks, b.prompts, b.targets, b.messages
+        ):
             sup = cut.supervisions[0]
             assert target == (sup.text if task == "transcribe" else sup.custom["description"])
             assert msgs[0] == {
@@ -171,3 +176,23 @@ def test_validation_loader_sees_every_cut_once(tiny_corpus):
     loader = build_valid_loader(_data_cfg(tiny_corpus), seed=1)
     ids = sorted(c.id for b in loader for c in b.cuts)
     assert ids == sorted(tiny_corpus.cut_ids)
+
+
+def test_speed_perturbation_and_noise_are_seeded_per_batch(tiny_corpus):
+    cfg = _data_cfg(tiny_corpus, on_the_fly_feats=True)
+    cfg.augment.speed_perturb = True
+    cfg.augment.noise = str(tiny_corpus.recordings.parent / "tiny_cuts.jsonl.gz")
+    first = list(TrainData(cfg, seed=4).loader(epoch=1))
+    again = list(TrainData(cfg, seed=4).loader(epoch=1))
+    assert all(torch.equal(a.features, b.features) for a, b in zip(first, again))
+    plain_cfg = _data_cfg(tiny_corpus, on_the_fly_feats=True)
+    plain = list(TrainData(plain_cfg, seed=4).loader(epoch=1))
+    assert any(a.features.shape != b.features.shape or not torch.equal(a.features, b.features)
+               for a, b in zip(first, plain))
+
+
+def test_speed_perturbation_needs_on_the_fly_features(tiny_corpus):
+    cfg = _data_cfg(tiny_corpus)
+    cfg.augment.speed_perturb = True
+    with pytest.raises(ValueError, match="on_the_fly_feats"):
+        TrainData(cfg, seed=1)

@@ -15,14 +15,7 @@ from auden.training.config import to_plain_dict
 from auden.training.loop import NonFiniteLossError
 from auden.training.trainer import train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared CPU: one thread is ~10x faster than oversubscribed two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _max_diff(a: dict, b: dict) -> float:

@@ -130,7 +130,10 @@ class AudioLlmDataset(torch.utils.data.Dataset):
                 f, n = self.inputs.load(cut)
             except Exception as e:  # any reader error: missing file, corrupt data, ...
                 where = _audio_path(cut)
-                message = f"cut '{cut.id}'{where}: cannot load features/audio: {e}"
+                message = (
+                    f"cut '{cut.id}'{where}: cannot load features/audio: "
+                    f"{type(e).__name__}: {_short(str(e))}"
+                )
                 if self.bad_cut == "error":
                     raise BadCutError(message) from e
                 logger.warning("skipping %s", message)
@@ -175,6 +178,12 @@ def prompts_of_cut(cut: Cut, task: str) -> PromptSet:
     """The prompt file tagged on the cut by its data source, else the task's default."""
     prompt_file = (cut.custom or {}).get("prompt_file")
     return PromptSet.from_file(prompt_file) if prompt_file else PromptSet.default_for(task)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    """One line of at most ``limit`` characters (lhotse's errors span many lines)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _audio_path(cut: Cut) -> str:

@@ -111,8 +111,19 @@ class _Progress:
         self.tr = tr
         self.stats = IntervalStats()
         self.clock = ProgressClock(tr.state.batch_idx_train)
+        self.steps_per_epoch: float | None = None  # known once an epoch has ended
 
-    def log(self, total_steps: int | None) -> None:
+    def total_steps(self) -> int | None:
+        """Where training stops, for the ETA: num_steps, else epochs x steps per epoch."""
+        t = self.tr.cfg.trainer
+        by_epochs = (
+            int(self.steps_per_epoch * t.num_epochs) if self.steps_per_epoch else None
+        )
+        if t.num_steps and by_epochs:
+            return min(t.num_steps, by_epochs)
+        return t.num_steps or by_epochs
+
+    def log(self) -> None:
         tr, state = self.tr, self.tr.state
         stats = self.stats.reduced(tr.dist.device)
         self.stats = IntervalStats()
@@ -123,7 +134,7 @@ class _Progress:
         extra = f"skipped cuts {state.skipped_cuts}, non-finite steps {state.nonfinite_steps}"
         logger.info(
             format_progress(state.epoch, state.batch_idx_train, stats, lr, seconds,
-                            self.clock.eta(state.batch_idx_train, total_steps), extra)
+                            self.clock.eta(state.batch_idx_train, self.total_steps()), extra)
         )
         tr.tensorboard.scalars(
             "train",
@@ -156,13 +167,13 @@ class _Progress:
         )
 
 
-def _after_step(tr: Trainer, progress: _Progress, total_steps: int | None) -> None:
+def _after_step(tr: Trainer, progress: _Progress) -> None:
     t, state = tr.cfg.trainer, tr.state
     step = state.batch_idx_train
     if tr.model_avg is not None and step % t.average_period == 0:
         tr.model_avg.update(tr.model, step, t.average_period)
     if step % t.log_interval == 0:
-        progress.log(total_steps)
+        progress.log()
     if step % t.valid_interval == 0:
         progress.log_validation()
     if step % t.save_every_n == 0:
@@ -172,7 +183,6 @@ def _after_step(tr: Trainer, progress: _Progress, total_steps: int | None) -> No
 def _run_epoch(tr: Trainer, progress: _Progress) -> bool:
     """Train one (possibly resumed) epoch; True if ``num_steps`` was reached."""
     t, state = tr.cfg.trainer, tr.state
-    total_steps = t.num_steps or None
     tr.scheduler.set_epoch(state.epoch)
     loader = tr.train_data.loader(state.epoch, skip_batches=state.batches_in_epoch)
     pending, finite = 0, True
@@ -185,12 +195,12 @@ def _run_epoch(tr: Trainer, progress: _Progress) -> bool:
         if sync:
             _optimizer_step(tr, finite, progress.stats)
             pending, finite = 0, True
-            _after_step(tr, progress, total_steps)
+            _after_step(tr, progress)
             if t.num_steps and state.batch_idx_train >= t.num_steps:
                 return True
     if pending:  # the epoch ended inside an accumulation: use what was gathered
         _optimizer_step(tr, finite, progress.stats)
-        _after_step(tr, progress, total_steps)
+        _after_step(tr, progress)
     return bool(t.num_steps and state.batch_idx_train >= t.num_steps)
 
 
@@ -211,6 +221,7 @@ def fit(tr: Trainer) -> None:
             break
         tr.save_epoch_checkpoint()
         logger.info("finished epoch %d at step %d", state.epoch, state.batch_idx_train)
+        progress.steps_per_epoch = state.batch_idx_train / state.epoch
         state.epoch += 1
         state.batches_in_epoch = 0
     logger.info(
