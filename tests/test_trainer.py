@@ -39,6 +39,7 @@ def test_checkpoints_hold_what_resume_and_averaging_need(training_setup, tmp_pat
     assert ckpt["config"]["model"]["model_type"] == "zipformer_ctc"
     assert ckpt["config"]["trainer"]["optimizer"]["name"] == "adamw"  # enums as strings
     assert (exp / "train_config.yaml").is_file()
+    assert (exp / "tokenizer" / "tokenizer_config.json").is_file()
     assert list((exp / "tensorboard").glob("events.out.tfevents.*"))
 
 
@@ -188,3 +189,12 @@ def test_audio_llm_with_frozen_llm_and_lora_resumes_exactly(
     assert _max_diff(a["model_avg"], b["model_avg"]) <= 1e-6
     llm_keys = [k for k in a["model"] if k.startswith("llm.")]
     assert llm_keys and all("lora_" in k for k in llm_keys)  # the frozen base is not copied
+
+
+@pytest.mark.parametrize(
+    "key, value", [("grad_accum", 0), ("save_every_n", 0), ("average_period", -1)]
+)
+def test_impossible_trainer_values_are_rejected_by_name(training_setup, tmp_path, key, value):
+    cfg = training_setup.train_config(tmp_path / "exp", **{key: value})
+    with pytest.raises(ValueError, match=f"trainer.{key} must be >= 1"):
+        train(cfg)

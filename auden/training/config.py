@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -130,13 +131,41 @@ def to_plain_dict(cfg: DictConfig | TrainConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
 
+_POSITIVE = (
+    "num_epochs", "save_every_n", "average_period", "log_interval", "valid_interval",
+    "grad_accum", "max_nonfinite",
+)
+
+
+def check_config(cfg: TrainConfig) -> TrainConfig:
+    """Values Hydra's types cannot check; each error names its key."""
+    t = cfg.trainer
+    for key in _POSITIVE:
+        if getattr(t, key) < 1:
+            raise ValueError(f"trainer.{key} must be >= 1, got {getattr(t, key)}")
+    for key in ("num_steps", "start_batch", "keep_last_k"):
+        if getattr(t, key) < 0:
+            raise ValueError(f"trainer.{key} must be >= 0, got {getattr(t, key)}")
+    if t.start_epoch < 1:
+        raise ValueError(f"trainer.start_epoch must be >= 1, got {t.start_epoch}")
+    if t.optimizer.lr <= 0:
+        raise ValueError(f"trainer.optimizer.lr must be > 0, got {t.optimizer.lr}")
+    if cfg.data.sampler.max_duration <= 0:
+        raise ValueError(
+            f"data.sampler.max_duration must be > 0, got {cfg.data.sampler.max_duration}"
+        )
+    if cfg.prompt_file and not Path(cfg.prompt_file).is_file():
+        raise FileNotFoundError(f"prompt_file '{cfg.prompt_file}' not found")
+    return cfg
+
+
 def as_train_config(cfg: DictConfig | TrainConfig) -> TrainConfig:
     """The typed config; a plain DictConfig is first validated against the schema."""
     if isinstance(cfg, TrainConfig):
-        return cfg
+        return check_config(cfg)
     if OmegaConf.get_type(cfg) is not TrainConfig:
         schema = OmegaConf.structured(TrainConfig)
         model = cfg.get("model")
         cfg = OmegaConf.merge(schema, {k: v for k, v in cfg.items() if k != "model"})
         cfg.model = model
-    return OmegaConf.to_object(cfg)
+    return check_config(OmegaConf.to_object(cfg))

@@ -111,6 +111,9 @@ class Trainer:
 
         seed_everything(t.seed)  # the same initial weights on every rank
         self.model = _build_model(cfg.model).to(dist.device)
+        if dist.is_main and getattr(self.model, "tokenizer", None) is not None:
+            # Beside the checkpoints, so that decoding needs nothing from the training set-up.
+            self.model.tokenizer.save_pretrained(str(self.exp_dir / "tokenizer"))
         self.dtype = autocast_dtype(_value(t.dtype), dist.device)
         self.optimizer = build_optimizer(self.model.parameters(), t.optimizer)
         self.scheduler = build_scheduler(self.optimizer, t.scheduler, num_steps=t.num_steps)
