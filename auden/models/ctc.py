@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lhotse.dataset import SpecAugment
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
@@ -49,27 +48,12 @@ class CtcEncoderConfig:
 
 
 @dataclass
-class SpecAugmentConfig:
-    """Lhotse's SpecAugment, applied to the features in training mode only."""
-
-    enabled: bool = True
-    time_warp_factor: int = 0
-    num_feature_masks: int = 2
-    features_mask_size: int = 13
-    num_frame_masks: int = 2
-    frames_mask_size: int = 40
-    max_frames_mask_fraction: float = 0.15
-    p: float = 0.9
-
-
-@dataclass
 class CtcModelConfig:
     model_type: str = "zipformer_ctc"
     encoder: CtcEncoderConfig = field(default_factory=CtcEncoderConfig)
     # A transformers tokenizer folder (e.g. the recipe's LLM); empty in an exported folder,
     # which carries its own tokenizer files.
     tokenizer: str = ""
-    spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
 
 def _build_encoder(cfg: CtcEncoderConfig) -> ZipformerEncoder:
@@ -104,20 +88,6 @@ class CtcModel(nn.Module):
         self.tokenizer = tokenizer if tokenizer is not None else _load_tokenizer(config.tokenizer)
         self.encoder = encoder if encoder is not None else _build_encoder(config.encoder)
         self.ctc_head = nn.Linear(self.encoder.output_dim, len(self.tokenizer) + 1)
-        sa = config.spec_augment
-        self.spec_augment = (
-            SpecAugment(
-                time_warp_factor=sa.time_warp_factor or None,
-                num_feature_masks=sa.num_feature_masks,
-                features_mask_size=sa.features_mask_size,
-                num_frame_masks=sa.num_frame_masks,
-                frames_mask_size=sa.frames_mask_size,
-                max_frames_mask_fraction=sa.max_frames_mask_fraction,
-                p=sa.p,
-            )
-            if sa.enabled
-            else None
-        )
 
     @classmethod
     def from_config(cls, config: CtcModelConfig | dict) -> CtcModel:
@@ -133,10 +103,8 @@ class CtcModel(nn.Module):
 
     def encode(self, batch: AudioBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """CTC log-probabilities ``[B, T', V+1]`` and their lengths."""
-        features = batch.features.to(self.device)
-        if self.training and self.spec_augment is not None:
-            features = self.spec_augment(features)
-        out = self.encoder(features, batch.feature_lens.to(self.device))
+        # SpecAugment is the data pipeline's job (data.augment.spec_augment), not the model's.
+        out = self.encoder(batch.features.to(self.device), batch.feature_lens.to(self.device))
         return self.ctc_head(out.frames).log_softmax(dim=-1), out.lens
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
