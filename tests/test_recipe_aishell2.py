@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from lhotse import load_manifest
 from recipe_fixtures import copy_recipe, make_aishell2, run_prepare
+from tiny_audio_llm import make_tiny_llm
+from tiny_training import MICRO_ZIPFORMER
 
 from auden.data.config import load_data_config
 
@@ -112,3 +118,59 @@ def test_an_unknown_option_is_rejected_by_name(tmp_path):
     recipe = copy_recipe("aishell2", tmp_path)
     proc = run_prepare(recipe, "--whisper", "true")
     assert proc.returncode != 0 and "unknown option '--whisper'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_scores_aishell2_by_cer(prepared, tmp_path):
+    """The recipe's own train.py and evaluate.py on the fake corpus (a tiny model, 2 steps)."""
+    recipe, _, _ = prepared
+    llm = make_tiny_llm(tmp_path / "llm")
+    zipformer = tmp_path / "micro_zipformer.json"
+    zipformer.write_text(json.dumps(MICRO_ZIPFORMER))
+    exp = tmp_path / "exp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    train = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            f"exp_dir={exp}",
+            f"model.llm.pretrained_model={llm}",
+            "model.llm.dtype=float32",
+            f"model.audio_encoder.config={zipformer}",
+            "data.num_workers=0",
+            "data.sampler.max_duration=4",
+            "data.sampler.num_buckets=2",
+            "trainer.num_steps=2",
+            "trainer.dtype=float32",
+            "trainer.save_every_n=1",
+            "trainer.average_period=1",
+            "trainer.valid_interval=100",
+            "trainer.scheduler.warmup_batches=1",
+        ],
+        cwd=recipe,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert train.returncode == 0, train.stderr[-4000:]
+    evaluate = subprocess.run(
+        [
+            sys.executable,
+            "evaluate.py",
+            f"exp_dir={exp}",
+            "checkpoint.model.iter=2",
+            "checkpoint.model.avg=1",
+            "data.num_workers=0",
+            "max_new_tokens=8",
+        ],
+        cwd=recipe,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert evaluate.returncode == 0, evaluate.stderr[-4000:]
+    for test_set in ("aishell2_dev", "aishell2_test"):
+        (summary,) = (exp / "greedy_search").glob(f"wer-summary-{test_set}-*.txt")
+        assert "CER" in summary.read_text()
