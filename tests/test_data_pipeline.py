@@ -196,3 +196,12 @@ def test_speed_perturbation_needs_on_the_fly_features(tiny_corpus):
     cfg.augment.speed_perturb = True
     with pytest.raises(ValueError, match="on_the_fly_feats"):
         TrainData(cfg, seed=1)
+
+
+def test_precomputed_features_that_do_not_match_the_config_stop_with_a_clear_error(tiny_corpus):
+    wrong_kind = _data_cfg(tiny_corpus, feature="whisper_fbank")
+    with pytest.raises(ValueError, match="'kaldi-fbank' features but data.feature=whisper_fbank"):
+        next(iter(TrainData(wrong_kind, seed=1).loader(epoch=1)))
+    wrong_size = _data_cfg(tiny_corpus, num_mel_bins=128)
+    with pytest.raises(ValueError, match="80-dim features but data.num_mel_bins=128"):
+        next(iter(TrainData(wrong_size, seed=1).loader(epoch=1)))

@@ -29,7 +29,7 @@ from lhotse.dataset import CutMix, PerturbSpeed, SpecAugment
 
 from auden.data.batch import AudioBatch
 from auden.data.filters import task_of
-from auden.data.inputs import FeatureInput
+from auden.data.inputs import FeatureInput, FeatureMismatchError
 from auden.data.prompts import PromptSet, stable_seed
 from auden.data.tasks import get_task
 
@@ -128,6 +128,8 @@ class AudioLlmDataset(torch.utils.data.Dataset):
         for cut in cuts:
             try:
                 f, n = self.inputs.load(cut)
+            except FeatureMismatchError:
+                raise
             except Exception as e:  # any reader error: missing file, corrupt data, ...
                 where = _audio_path(cut)
                 message = (

@@ -21,6 +21,10 @@ logger = logging.getLogger(__name__)
 WHISPER_SECONDS = 30.0
 
 
+class FeatureMismatchError(ValueError):
+    """Stored features disagree with the config (kind or size): a set-up error, never skipped."""
+
+
 class FeatureInput(Protocol):
     num_features: int | None
 
@@ -53,14 +57,34 @@ def _pad_batch(
 class PrecomputedInput:
     """Features stored with the cuts (e.g. Lhotse Fbank written by prepare.sh)."""
 
-    def __init__(self, pad_to_30s: bool = False, frame_rate: float = 100.0) -> None:
+    def __init__(
+        self,
+        pad_to_30s: bool = False,
+        frame_rate: float = 100.0,
+        kind: str | None = None,
+        num_mel_bins: int | None = None,
+    ) -> None:
         self.pad_to_30s = pad_to_30s
         self.frame_rate = frame_rate
-        self.num_features: int | None = None
+        self.kind = kind  # "fbank" | "whisper_fbank": checked against the stored type
+        self.num_features: int | None = num_mel_bins
 
-    def load(self, cut: Cut) -> tuple[torch.Tensor, int]:
+    def _check(self, cut: Cut) -> None:
         if not cut.has_features:
             raise ValueError("has no precomputed features (set data.on_the_fly_feats=true?)")
+        stored = cut.features.type
+        if self.kind is not None and ("whisper" in stored) != (self.kind == "whisper_fbank"):
+            raise FeatureMismatchError(
+                f"cut '{cut.id}' has '{stored}' features but data.feature={self.kind}"
+            )
+        if self.num_features is not None and cut.num_features != self.num_features:
+            raise FeatureMismatchError(
+                f"cut '{cut.id}' has {cut.num_features}-dim features but "
+                f"data.num_mel_bins={self.num_features}"
+            )
+
+    def load(self, cut: Cut) -> tuple[torch.Tensor, int]:
+        self._check(cut)
         feats = torch.from_numpy(cut.load_features()).float()
         self.num_features = feats.shape[1]
         return feats, feats.shape[0]

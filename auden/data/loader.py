@@ -44,7 +44,9 @@ def build_inputs(cfg: DataConfig) -> FeatureInput:
     if cfg.on_the_fly_feats:
         extractor = make_feature_extractor(_value(cfg.feature), cfg.num_mel_bins)
         return OnTheFlyInput(extractor, pad_to_30s=cfg.pad_to_30s)
-    return PrecomputedInput(pad_to_30s=cfg.pad_to_30s)
+    return PrecomputedInput(
+        pad_to_30s=cfg.pad_to_30s, kind=_value(cfg.feature), num_mel_bins=cfg.num_mel_bins
+    )
 
 
 def build_augment(cfg: DataConfig) -> BatchAugment:

@@ -221,6 +221,9 @@ def fit(tr: Trainer) -> None:
             break
         tr.save_epoch_checkpoint()
         logger.info("finished epoch %d at step %d", state.epoch, state.batch_idx_train)
+        dropped = dict(tr.train_data.filter.dropped)
+        if dropped:
+            logger.info("cuts dropped by the filters so far (by reason): %s", dropped)
         progress.steps_per_epoch = state.batch_idx_train / state.epoch
         state.epoch += 1
         state.batches_in_epoch = 0
