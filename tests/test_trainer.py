@@ -198,3 +198,44 @@ def test_impossible_trainer_values_are_rejected_by_name(training_setup, tmp_path
     cfg = training_setup.train_config(tmp_path / "exp", **{key: value})
     with pytest.raises(ValueError, match=f"trainer.{key} must be >= 1"):
         train(cfg)
+
+
+def test_scaled_adam_with_eden_resumes_exactly(training_setup, tmp_path):
+    from auden.training.config import OptimizerConfig, SchedulerConfig
+
+    def cfg(exp, **kw):
+        c = training_setup.train_config(exp, save_every_n=2, **kw)
+        c.trainer.optimizer = OptimizerConfig(name="scaled_adam", lr=0.045)
+        c.trainer.scheduler = SchedulerConfig(name="eden", warmup_batches=2, lr_batches=10)
+        return c
+
+    torch.manual_seed(0)
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(cfg(full, num_steps=4))
+    train(cfg(part, num_steps=2))
+    train(cfg(part, num_steps=4, start_batch=2))
+    a, b = load_checkpoint(full / "checkpoint-4.pt"), load_checkpoint(part / "checkpoint-4.pt")
+    assert _max_diff(a["model"], b["model"]) <= 1e-6
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 4
+
+
+def test_cosine_schedule_warms_up_then_decays_to_its_floor():
+    from auden.training.config import SchedulerConfig
+    from auden.training.optim import build_scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_scheduler(
+        opt, SchedulerConfig(name="cosine", warmup_batches=4, warmup_start=0.5, min_lr_ratio=0.1),
+        num_steps=12,
+    )
+    lrs = []
+    for _ in range(12):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    lrs.append(sched.get_last_lr()[0])
+    assert lrs[0] == pytest.approx(0.5) and lrs[4] == pytest.approx(1.0)
+    assert lrs[8] == pytest.approx(0.1 + 0.9 * 0.5)  # half-way through the decay
+    assert lrs[12] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="num_steps"):
+        build_scheduler(opt, SchedulerConfig(name="cosine"), num_steps=0)
