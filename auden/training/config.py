@@ -128,7 +128,9 @@ def to_plain_dict(cfg: DictConfig | TrainConfig) -> dict:
     """The resolved config as plain containers (enums as strings): what checkpoints hold."""
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.structured(cfg)
-    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    plain.pop("defaults", None)  # Hydra's composition list, not a setting
+    return plain
 
 
 _POSITIVE = (
