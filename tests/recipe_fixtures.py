@@ -110,3 +110,16 @@ def make_librispeech(dl_dir: Path) -> dict[str, dict[str, str]]:
             written[part][utt] = text
         (chapter_dir / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n")
     return written
+
+
+def compose_recipe_config(recipe: Path, name: str, overrides: list[str] | None = None):
+    """The recipe's Hydra config ``configs/<name>.yaml`` as train.py/evaluate.py would see it."""
+    from hydra import compose, initialize_config_dir
+
+    from auden.decoding import register_configs as register_eval_configs
+    from auden.training import register_configs as register_train_configs
+
+    register_train_configs()
+    register_eval_configs()
+    with initialize_config_dir(config_dir=str(recipe / "configs"), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides or [])

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 from lhotse import load_manifest
-from recipe_fixtures import LIBRISPEECH_TEXT, copy_recipe, make_librispeech, run_prepare
+from recipe_fixtures import (
+    LIBRISPEECH_TEXT,
+    REPO,
+    compose_recipe_config,
+    copy_recipe,
+    make_librispeech,
+    run_prepare,
+)
 
 from auden.data.config import load_data_config
 
@@ -90,3 +97,32 @@ def test_changing_the_parts_redoes_a_finished_stage(prepared):
     assert "Stage 1: settings changed" in proc.stdout
     assert f"parts={fewer}" in (recipe / "data" / ".stage-1.done").read_text()
     assert "librispeech_test-clean" not in (recipe / "configs" / "test_data.yaml").read_text()
+
+
+@pytest.mark.parametrize("recipe_name", ["librispeech", "aishell2", "multitask"])
+def test_recipe_configs_compose_for_zipformer_and_whisper(recipe_name):
+    recipe = REPO / "egs" / recipe_name
+    llm = ["model.llm.pretrained_model=/models/Qwen2.5-7B-Instruct"]
+    zipformer = compose_recipe_config(recipe, "train", llm)
+    assert zipformer.model.audio_encoder.model_type == "zipformer"
+    assert zipformer.model.projector.ds_rate == 4 and _value(zipformer.data.feature) == "fbank"
+    whisper = compose_recipe_config(
+        recipe, "train_whisper", llm + ["model.audio_encoder.pretrained_model=/models/whisper"]
+    )
+    assert whisper.model.audio_encoder.model_type == "whisper"
+    assert whisper.model.projector.ds_rate == 8
+    assert _value(whisper.data.feature) == "whisper_fbank"
+    assert whisper.data.pad_to_30s and whisper.model.audio_encoder.pad_to_30s
+    assert whisper.model.llm.lora.enabled and whisper.model.llm.frozen
+    evaluate = compose_recipe_config(recipe, "evaluate")
+    assert evaluate.data.test_data_config == "configs/test_data.yaml"
+    if recipe_name != "multitask":  # its data configs hold cuts for on-the-fly features
+        assert whisper.data.train_data_config == "configs/train_data_whisper.yaml"
+        eval_whisper = compose_recipe_config(recipe, "evaluate_whisper")
+        assert eval_whisper.data.test_data_config == "configs/test_data_whisper.yaml"
+    else:
+        assert zipformer.data.on_the_fly_feats and whisper.data.on_the_fly_feats
+
+
+def _value(x):
+    return getattr(x, "value", x)
