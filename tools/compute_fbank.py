@@ -25,11 +25,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
-import torch
+# One thread per process, set before torch loads so that spawned workers inherit it:
+# the parallelism is --num-jobs; intra-op threads would only oversubscribe the cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from auden.audio.precompute import FbankJob, compute_features
+import torch  # noqa: E402
+
+from auden.audio.precompute import FbankJob, compute_features  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,9 +26,10 @@ from auden.audio.features import build_feature_extractor
 log = logging.getLogger(__name__)
 
 SPEED_FACTORS: tuple[float, ...] = (0.9, 1.1)
-# Fbank runs at several hundred times real time in one process, while each extra worker
-# costs seconds to start (it re-imports torch and lhotse): only big sets get more workers.
-MIN_CUTS_PER_JOB = 4000
+# Fbank runs at several hundred times real time in one process (~20 s for 7000 short
+# cuts), while each extra worker costs seconds to start (it re-imports torch and lhotse)
+# and competes for the same cores: only big sets get more workers.
+MIN_CUTS_PER_JOB = 20000
 
 
 @dataclass(frozen=True)
