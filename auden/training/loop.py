@@ -39,6 +39,7 @@ def _micro_step(tr: Trainer, batch: AudioBatch, sync: bool, stats: IntervalStats
             "skipped unreadable cuts %s (%d so far)", batch.skipped_cut_ids, tr.state.skipped_cuts
         )
     tr.last_cut_ids = batch.cut_ids
+    batch = batch.to(tr.dist.device)
     no_sync = tr.ddp_model.no_sync if (tr.dist.enabled and not sync) else nullcontext
     with no_sync():
         if len(batch) == 0:
@@ -96,6 +97,7 @@ def validate(tr: Trainer) -> IntervalStats | None:
         for batch in tr.valid_loader:
             if len(batch) == 0:
                 continue
+            batch = batch.to(tr.dist.device)
             with tr.autocast():
                 out = tr.model(batch)
             stats.add_batch(batch, float(out.loss), out.num_targets, out.num_correct)
