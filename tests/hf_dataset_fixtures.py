@@ -1,8 +1,8 @@
 """Tiny Hugging Face datasets on disk, shaped like the multi-task mixture's sources.
 
 Each one has real wav audio in an ``Audio`` column, saved with ``save_to_disk`` as a
-DatasetDict (train and validation), with the column names of the real dataset it stands
-for. Used by the hf_to_lhotse and multitask tests.
+DatasetDict (train, and validation or dev as the real one names it), with the column
+names of the real dataset it stands for. Used by the hf_to_lhotse and multitask tests.
 """
 
 from __future__ import annotations

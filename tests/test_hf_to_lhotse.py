@@ -133,7 +133,7 @@ def test_shar_storage_reads_back_with_from_shar(tmp_path):
     assert all(c.load_audio().shape == (1, c.num_samples) for c in cuts)
 
 
-def test_parquet_files_of_a_split_are_read_in_order(tmp_path):
+def test_parquet_files_of_a_split_are_read_in_order_by_two_workers(tmp_path):
     from datasets import load_from_disk
 
     source = SOURCES[2]
@@ -146,7 +146,9 @@ def test_parquet_files_of_a_split_are_read_in_order(tmp_path):
     result = convert_hf_dataset(
         tmp_path / "hub",
         ColumnMapping(audio="audio", target="caption", task="describe"),
-        ConvertOptions(out_dir=tmp_path / "out", prefix="as", split="train", part_size=2),
+        ConvertOptions(
+            out_dir=tmp_path / "out", prefix="as", split="train", part_size=2, num_jobs=2
+        ),
         progress=False,
     )
     cuts = CutSet.from_file(result.manifest)

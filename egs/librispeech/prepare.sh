@@ -68,7 +68,11 @@ if run_stage 1 "manifests of $parts from $corpus_dir" "" "$settings_1"; then
   done
   command -v lhotse > /dev/null || die "the 'lhotse' command is not on PATH; activate the venv (source .venv/bin/activate)"
   part_args=()
-  for part in $parts; do part_args+=(-p "$part"); done
+  for part in $parts; do
+    part_args+=(-p "$part")
+    # lhotse reuses manifests it finds; a redo must read the corpus again.
+    rm -f "data/manifests/librispeech_recordings_$part.jsonl.gz" "data/manifests/librispeech_supervisions_$part.jsonl.gz"
+  done
   lhotse prepare librispeech -j "$nj" "${part_args[@]}" "$corpus_dir" data/manifests
   for part in $parts; do
     for kind in recordings supervisions; do
