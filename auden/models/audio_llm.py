@@ -62,7 +62,9 @@ class AudioEncoderConfig:
 class LlmConfig:
     """``pretrained_model``: a transformers causal-LM folder with its tokenizer.
 
-    ``config`` (the LLM's resolved config dict) is written by ``save_pretrained``.
+    ``frozen``: no gradients and eval mode. ``lora.enabled`` trains LoRA adapters only
+    (the base weights are frozen whatever ``frozen`` says). ``config`` (the LLM's resolved
+    config dict) is written by ``save_pretrained``; users leave it empty.
     """
 
     pretrained_model: str = ""
@@ -75,6 +77,8 @@ class LlmConfig:
 
 @dataclass
 class AudioLlmConfig:
+    """The whole truth about an AudioLlm; Hydra's ``model=audio_llm`` node."""
+
     model_type: str = "audio_llm"
     audio_encoder: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
