@@ -6,8 +6,9 @@ the task; the target lands in the supervision field that :mod:`auden.data.tasks`
 once with soundfile, down-mixed to mono, resampled when asked, and written once: as flac
 files next to a ``jsonl.gz`` manifest, or as Lhotse Shar shards.
 
-Work is split into parts of ``part_size`` rows. A part is finished when its cut file is
-renamed into place, so an interrupted conversion resumes at the first unfinished part.
+Work is split into parts of ``part_size`` rows. A part is finished when its small stats
+file is written, after its audio and cuts are in place (each under a temporary name,
+then renamed), so an interrupted conversion redoes only the parts it had not finished.
 
     >>> mapping = ColumnMapping(audio="audio_second_last_turn", target="alt_last_turn",
     ...                         task="continue")
@@ -45,6 +46,8 @@ Storage = Literal["flac", "shar"]
 
 @dataclass(frozen=True)
 class ConvertOptions:
+    """Where the cuts go, what they are called, and how the audio is stored."""
+
     out_dir: str | Path
     prefix: str  # names the manifest and starts every cut id
     split: str | None = None  # the source split (a DatasetDict key, a parquet split)
@@ -62,6 +65,8 @@ class ConvertOptions:
 
 @dataclass
 class ConversionResult:
+    """What a conversion produced (finished parts of an earlier run included)."""
+
     manifest: Path  # a jsonl.gz cut manifest (flac) or a Shar folder (shar)
     num_cuts: int
     num_skipped: int
