@@ -14,12 +14,17 @@ setup: apt $(STAMP)
 
 # Debian packages the recipes call (espeak-ng and sox synthesise mini_en).
 apt:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi
+	@$(call apt_install,$(APT_PACKAGES))
+
+# apt_install: install the Debian packages named that are missing (as root, or via sudo).
+define apt_install
+missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+if [ -n "$$missing" ]; then \
+  echo "installing Debian packages:$$missing"; \
+  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+fi
+endef
 
 # torch goes in first, pinned to the CPU build, so no dependency can pull a CUDA build.
 $(STAMP): pyproject.toml
@@ -45,6 +50,7 @@ demo: setup
 # installed torch, with pybind11's source (from PyPI) handed to CMake. The wheel is cached.
 KALDIFEAT_CACHE := $(HOME)/.cache/auden/kaldifeat
 setup-kaldifeat: setup
+	@$(call apt_install,cmake g++ make)
 	bash tools/build_kaldifeat.sh $(PY) $(KALDIFEAT_CACHE)
 
 clean:
