@@ -55,12 +55,15 @@ def test_two_ranks_train_on_different_batches_and_rank0_writes_checkpoints_and_e
     training_setup, tmp_path
 ):
     exp = tmp_path / "exp"
-    out = _run(_torchrun(training_setup.overrides(exp, num_steps=8, log_interval=2)))
+    # grad_accum=2 with 5 batches per rank and epoch: each epoch ends inside an
+    # accumulation, whose gradients must still be averaged over ranks (checked at saving).
+    out = _run(_torchrun(training_setup.overrides(exp, num_steps=8, log_interval=2,
+                                                  grad_accum=2)))
     assert out.returncode == 0, out.stderr[-3000:]
     assert [p.name for p in find_checkpoints(exp)] == [
         "checkpoint-8.pt", "checkpoint-6.pt", "checkpoint-3.pt"
     ]
-    assert (exp / "epoch-1.pt").is_file()  # 5 steps per epoch per rank
+    assert (exp / "epoch-2.pt").is_file()  # 3 steps (5 batches) per epoch per rank
     ckpt = load_checkpoint(exp / "checkpoint-8.pt")
     assert ckpt["sampler"]["world_size"] == 2 and len(ckpt["rng"]) == 2
     rank0, rank1 = ckpt["last_cut_ids"]

@@ -66,6 +66,17 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     return t.tolist()
 
 
+def average_gradients(params: list[torch.nn.Parameter]) -> None:
+    """Average ``.grad`` over ranks by hand, for gradients DDP did not sync (``no_sync``)."""
+    if not dist.is_initialized():
+        return
+    world_size = dist.get_world_size()
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad.div_(world_size)
+
+
 def all_ranks_true(flag: bool, device: torch.device) -> bool:
     """True only if ``flag`` is true on every rank (e.g. "my loss is finite")."""
     if not dist.is_initialized():

@@ -15,7 +15,7 @@ from contextlib import nullcontext
 import torch
 
 from auden.data.batch import AudioBatch
-from auden.training.distributed import all_ranks_true
+from auden.training.distributed import all_ranks_true, average_gradients
 from auden.training.metrics import IntervalStats, ProgressClock, format_progress
 from auden.training.trainer import Trainer
 
@@ -201,6 +201,8 @@ def _run_epoch(tr: Trainer, progress: _Progress) -> bool:
             if t.num_steps and state.batch_idx_train >= t.num_steps:
                 return True
     if pending:  # the epoch ended inside an accumulation: use what was gathered
+        if finite:  # its micro-batches ran under no_sync: average their gradients here
+            average_gradients(tr.trainable_params)
         _optimizer_step(tr, finite, progress.stats)
         _after_step(tr, progress)
     return bool(t.num_steps and state.batch_idx_train >= t.num_steps)

@@ -92,6 +92,16 @@ def model_hints(model) -> ModelHints:
     return ModelHints(fits=getattr(model, "target_fits", None), count_tokens=count_tokens)
 
 
+def _fingerprint(state: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """Two sums that differ between ranks as soon as their weights do."""
+    total, squares = 0.0, 0.0
+    for v in state.values():
+        v = v.double()
+        total += float(v.sum())
+        squares += float((v * v).sum())
+    return total, squares
+
+
 def _build_model(model_cfg):
     from auden.auto.auto_model import AutoModel
 
@@ -204,12 +214,23 @@ class Trainer:
 
     def _payload(self) -> dict:
         """Everything exact resume needs. A collective: every rank calls it."""
+        model_state = trainable_state_dict(self.model)
         per_rank = gather_objects(
-            {"rng": capture_rng_state(), "last_cut_ids": list(self.last_cut_ids)}
+            {
+                "rng": capture_rng_state(),
+                "last_cut_ids": list(self.last_cut_ids),
+                "fingerprint": _fingerprint(model_state),
+            }
         )
+        fingerprints = [r["fingerprint"] for r in per_rank]
+        if any(f != fingerprints[0] for f in fingerprints):
+            raise RuntimeError(
+                f"ranks hold different weights at step {self.state.batch_idx_train} "
+                f"(fingerprints {fingerprints}): gradients were not synchronised"
+            )
         t = self.cfg.trainer
         return {
-            "model": trainable_state_dict(self.model),
+            "model": model_state,
             "model_avg": self.model_avg.state_dict() if self.model_avg is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
