@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig as HfAutoConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.initialization import no_init_weights
 
 from auden.audio.features import build_feature_extractor, extract_padded
 from auden.auto.auto_config import AutoConfig, config_to_dict
@@ -167,9 +168,13 @@ class AudioLlm(nn.Module):
         encoder = encoder_class(enc_cfg.model_type)(enc_cfg.config)
         hf_config = dict(llm_cfg.config)
         hf_config = HfAutoConfig.for_model(hf_config.pop("model_type"), **hf_config)
-        llm = AutoModelForCausalLM.from_config(
-            hf_config, dtype=_dtype(llm_cfg.dtype), attn_implementation=llm_cfg.attn_implementation
-        )
+        with no_init_weights():  # every weight is loaded below; random init is wasted time
+            llm = AutoModelForCausalLM.from_config(
+                hf_config,
+                dtype=_dtype(llm_cfg.dtype),
+                attn_implementation=llm_cfg.attn_implementation,
+            )
+        llm.tie_weights()  # no_init_weights skips the tying that init would do
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = cls(config, encoder, llm, tokenizer)
         load_weights(model, folder / "model.safetensors")
