@@ -1,7 +1,14 @@
-"""tools/compute_fbank.py: the feature step every recipe's prepare.sh runs."""
+"""tools/compute_fbank.py: the feature step every recipe's prepare.sh runs.
+
+The first test runs it as its own process, as prepare.sh does; the others call its
+main() in this process, which tests the same code without an interpreter start-up each.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
 from auden.audio import precompute
@@ -46,9 +54,29 @@ def manifests(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess:
+    """The tool as prepare.sh runs it: its own process."""
     return subprocess.run(
-        [sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=120
+        [sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=300
     )
+
+
+@pytest.fixture
+def tool(caplog, monkeypatch):
+    """The tool's main() in this process (no interpreter start-up): returns (exit code, log)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+    spec = importlib.util.spec_from_file_location("compute_fbank_tool", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()
+
+    def run(*args: str) -> tuple[int, str]:
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            code = module.main(list(args))
+        torch.set_num_threads(threads)
+        return code, caplog.text
+
+    return run
 
 
 def test_cuts_get_80_bin_fbank_whose_frames_match_the_duration(manifests, tmp_path):
@@ -75,10 +103,10 @@ def test_cuts_get_80_bin_fbank_whose_frames_match_the_duration(manifests, tmp_pa
     assert not [p for p in out.parent.iterdir() if ".tmp-" in p.name]
 
 
-def test_whisper_fbank_with_128_bins(manifests, tmp_path):
+def test_whisper_fbank_with_128_bins(manifests, tmp_path, tool):
     recs, sups = manifests
     out = tmp_path / "w_cuts.jsonl.gz"
-    res = run_tool(
+    code, log = tool(
         "--recordings",
         str(recs),
         "--supervisions",
@@ -91,7 +119,7 @@ def test_whisper_fbank_with_128_bins(manifests, tmp_path):
         "--num-mel-bins",
         "128",
     )
-    assert res.returncode == 0, res.stderr
+    assert code == 0, log
     cuts = CutSet.from_file(out)
     assert len(cuts) == 3
     assert all(c.load_features().shape == (c.num_frames, 128) for c in cuts)
@@ -109,10 +137,10 @@ def test_two_worker_processes_give_the_same_features_as_one(manifests, tmp_path,
         np.testing.assert_allclose(a.load_features(), b.load_features(), atol=1e-5)
 
 
-def test_speed_perturb_adds_slower_and_faster_copies(manifests, tmp_path):
+def test_speed_perturb_adds_slower_and_faster_copies(manifests, tmp_path, tool):
     recs, sups = manifests
     out = tmp_path / "sp_cuts.jsonl.gz"
-    res = run_tool(
+    code, log = tool(
         "--recordings",
         str(recs),
         "--supervisions",
@@ -123,7 +151,7 @@ def test_speed_perturb_adds_slower_and_faster_copies(manifests, tmp_path):
         str(tmp_path / "sp_feats"),
         "--speed-perturb",
     )
-    assert res.returncode == 0, res.stderr
+    assert code == 0, log
     cuts = {c.id: c for c in CutSet.from_file(out)}
     assert len(cuts) == 9
     slow, fast = cuts["utt2_sp0.9"], cuts["utt2_sp1.1"]
@@ -131,10 +159,10 @@ def test_speed_perturb_adds_slower_and_faster_copies(manifests, tmp_path):
     assert slow.load_features().shape[0] == slow.num_frames
 
 
-def test_missing_manifest_is_an_error_naming_the_file(manifests, tmp_path):
+def test_missing_manifest_is_an_error_naming_the_file(manifests, tmp_path, tool):
     _, sups = manifests
     missing = tmp_path / "nope_recordings.jsonl.gz"
-    res = run_tool(
+    code, log = tool(
         "--recordings",
         str(missing),
         "--supervisions",
@@ -144,13 +172,13 @@ def test_missing_manifest_is_an_error_naming_the_file(manifests, tmp_path):
         "--storage",
         str(tmp_path / "f"),
     )
-    assert res.returncode != 0
-    assert str(missing) in res.stderr
+    assert code != 0
+    assert str(missing) in log
 
 
-def test_swapped_manifests_are_an_error_naming_the_file(manifests, tmp_path):
+def test_swapped_manifests_are_an_error_naming_the_file(manifests, tmp_path, tool):
     recs, sups = manifests
-    res = run_tool(
+    code, log = tool(
         "--recordings",
         str(sups),
         "--supervisions",
@@ -160,28 +188,28 @@ def test_swapped_manifests_are_an_error_naming_the_file(manifests, tmp_path):
         "--storage",
         str(tmp_path / "f"),
     )
-    assert res.returncode != 0
-    assert str(sups) in res.stderr and "SupervisionSet" in res.stderr
+    assert code != 0
+    assert str(sups) in log and "SupervisionSet" in log
 
 
-def test_several_splits_in_one_run_fill_the_split_into_the_paths(manifests, tmp_path):
+def test_several_splits_in_one_run_fill_the_split_into_the_paths(manifests, tmp_path, tool):
     recs, sups = manifests
     for split in ("a", "b"):
         (tmp_path / f"recs_{split}.jsonl.gz").symlink_to(recs)
         (tmp_path / f"sups_{split}.jsonl.gz").symlink_to(sups)
-    res = run_tool("--splits", "a", "b",
+    code, log = tool("--splits", "a", "b",
                    "--recordings", str(tmp_path / "recs_{split}.jsonl.gz"),
                    "--supervisions", str(tmp_path / "sups_{split}.jsonl.gz"),
                    "--out", str(tmp_path / "cuts_{split}.jsonl.gz"),
                    "--storage", str(tmp_path / "feats_{split}"))
-    assert res.returncode == 0, res.stderr
+    assert code == 0, log
     for split in ("a", "b"):
         cuts = CutSet.from_file(tmp_path / f"cuts_{split}.jsonl.gz")
         assert len(cuts) == 3 and f"feats_{split}" in cuts[0].features.storage_path
 
 
-def test_split_placeholder_without_splits_is_an_error(manifests, tmp_path):
+def test_split_placeholder_without_splits_is_an_error(manifests, tmp_path, tool):
     recs, sups = manifests
-    res = run_tool("--recordings", str(recs), "--supervisions", str(sups),
+    code, log = tool("--recordings", str(recs), "--supervisions", str(sups),
                    "--out", str(tmp_path / "cuts_{split}.jsonl.gz"), "--storage", str(tmp_path / "f"))
-    assert res.returncode != 0 and "--out" in res.stderr and "{split}" in res.stderr
+    assert code != 0 and "--out" in log and "{split}" in log
