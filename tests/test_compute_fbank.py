@@ -213,3 +213,19 @@ def test_split_placeholder_without_splits_is_an_error(manifests, tmp_path, tool)
     code, log = tool("--recordings", str(recs), "--supervisions", str(sups),
                    "--out", str(tmp_path / "cuts_{split}.jsonl.gz"), "--storage", str(tmp_path / "f"))
     assert code != 0 and "--out" in log and "{split}" in log
+
+
+def test_kaldifeat_backend_matches_lhotse_fbank_or_says_how_to_install_it(
+    manifests, tmp_path, tool
+):
+    recs, sups = manifests
+    args = ["--recordings", str(recs), "--supervisions", str(sups), "--kaldifeat"]
+    code, log = tool(*args, "--out", str(tmp_path / "k.jsonl.gz"), "--storage", str(tmp_path / "k"))
+    if importlib.util.find_spec("kaldifeat") is None:
+        assert code != 0 and "make setup-kaldifeat" in log
+        return
+    assert code == 0, log
+    ref = compute_features(FbankJob(recs, sups, tmp_path / "r.jsonl.gz", tmp_path / "r"))
+    for a, b in zip(CutSet.from_file(tmp_path / "k.jsonl.gz"), ref):
+        assert a.num_frames == b.num_frames
+        np.testing.assert_allclose(a.load_features(), b.load_features(), atol=0.05)

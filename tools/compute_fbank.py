@@ -6,7 +6,7 @@
         --supervisions data/manifests/mini_en_supervisions_train.jsonl.gz \\
         --out data/fbank/mini_en_cuts_train.jsonl.gz \\
         --storage data/fbank/mini_en_feats_train [--whisper-fbank --num-mel-bins 128] \\
-        [--speed-perturb] [--num-jobs 4]
+        [--speed-perturb] [--num-jobs 4] [--kaldifeat]
 
 80-bin Kaldi-style fbank (Zipformer) by default; ``--whisper-fbank`` for Whisper's
 log-mel. Features go to LilcomChunky archives under --storage; the cuts file is
@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--num-mel-bins", type=int, default=80, help="80 (default) or 128")
     parser.add_argument(
+        "--kaldifeat", action="store_true",
+        help="compute Kaldi fbank with kaldifeat (C++; `make setup-kaldifeat`)",
+    )
+    parser.add_argument(
         "--speed-perturb", action="store_true", help="add 0.9x and 1.1x speed copies"
     )
     parser.add_argument("--num-jobs", type=int, default=1, help="parallel worker processes")
@@ -87,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                     num_mel_bins=args.num_mel_bins,
                     speed_perturb=args.speed_perturb,
                     num_jobs=args.num_jobs,
+                    kaldifeat=args.kaldifeat,
                 )
             )
     except (FileNotFoundError, ValueError) as err:

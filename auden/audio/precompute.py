@@ -12,6 +12,7 @@ cuts file that points at half-written features.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -44,6 +45,20 @@ class FbankJob:
     num_mel_bins: int = 80
     speed_perturb: bool = False
     num_jobs: int = 1
+    kaldifeat: bool = False  # compute "fbank" with kaldifeat (C++) instead of Lhotse's torch code
+
+
+def build_extractor(job: FbankJob):
+    """The job's extractor: auden's own (auden.audio.features), or kaldifeat's fbank."""
+    if not job.kaldifeat:
+        return build_feature_extractor(job.kind, job.num_mel_bins)
+    if job.kind != "fbank":
+        raise ValueError(f"--kaldifeat computes Kaldi fbank only, not '{job.kind}'")
+    if importlib.util.find_spec("kaldifeat") is None:
+        raise ValueError("kaldifeat is not installed: build it with `make setup-kaldifeat`")
+    from lhotse.features.kaldifeat import KaldifeatFbank, KaldifeatFbankConfig, KaldifeatMelOptions
+
+    return KaldifeatFbank(KaldifeatFbankConfig(mel_opts=KaldifeatMelOptions(num_bins=job.num_mel_bins)))
 
 
 def load_cuts(recordings: str | Path, supervisions: str | Path) -> CutSet:
@@ -74,7 +89,7 @@ def compute_features(job: FbankJob) -> CutSet:
         cuts = cuts + sum(
             (cuts.perturb_speed(factor) for factor in SPEED_FACTORS), start=CutSet()
         )
-    extractor = build_feature_extractor(job.kind, job.num_mel_bins)
+    extractor = build_extractor(job)
 
     storage = Path(job.storage)
     # Stale archives from an interrupted run would otherwise be appended to or mixed in.
@@ -87,8 +102,9 @@ def compute_features(job: FbankJob) -> CutSet:
 
     num_jobs = max(1, min(job.num_jobs, -(-len(cuts) // MIN_CUTS_PER_JOB)))
     log.info(
-        "computing %d-bin %s for %d cuts from '%s' -> '%s' (%d jobs)",
-        job.num_mel_bins, job.kind, len(cuts), job.recordings, out, num_jobs,
+        "computing %d-bin %s%s for %d cuts from '%s' -> '%s' (%d jobs)",
+        job.num_mel_bins, job.kind, " (kaldifeat)" if job.kaldifeat else "", len(cuts),
+        job.recordings, out, num_jobs,
     )
     order = [cut.id for cut in cuts]
     computed = cuts.compute_and_store_features(
