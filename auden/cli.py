@@ -1,10 +1,19 @@
-"""The `auden` command. Subcommands are added as the library grows."""
+"""The `auden` command: export a trained model, and ask it about audio files.
+
+    auden export exp/audio_llm --iter 400 --avg 2 --out exp/audio_llm/export
+    auden transcribe exp/audio_llm/export a.wav b.wav
+    auden chat exp/audio_llm/export a.wav --prompt "Describe the audio."
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 from auden import __version__
+
+DEFAULT_TRANSCRIBE_PROMPT = "Transcribe the audio."
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,7 +22,32 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, evaluate and serve audio LLMs (encoder -> projector -> LLM).",
     )
     parser.add_argument("--version", action="version", version=f"auden {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    export = commands.add_parser(
+        "export", help="save a run's (averaged) checkpoint as a self-contained model folder"
+    )
+    export.add_argument("exp_dir", help="the training run's exp_dir")
+    export.add_argument("--out", required=True, help="the folder to write")
+    export.add_argument("--filename", default="", help="a checkpoint file (wins if set)")
+    export.add_argument("--iter", type=int, default=0, help="average checkpoints up to this batch")
+    export.add_argument("--epoch", type=int, default=0, help="average epochs up to this one")
+    export.add_argument("--avg", type=int, default=1, help="how many checkpoints to average")
+
+    for name, help_text in (
+        ("transcribe", "transcribe audio files with an exported audio LLM"),
+        ("chat", "ask an exported audio LLM anything about audio files"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("model_dir", help="a folder written by `auden export`")
+        sub.add_argument("audio", nargs="+", help="audio files (any format Lhotse reads)")
+        sub.add_argument(
+            "--prompt",
+            default=DEFAULT_TRANSCRIBE_PROMPT if name == "transcribe" else None,
+            required=name == "chat",
+        )
+        sub.add_argument("--max-new-tokens", type=int, default=128)
+        sub.add_argument("--num-beams", type=int, default=1)
     return parser
 
 
@@ -23,6 +57,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.command == "export":
+        from auden.inference.export import export_model
+        from auden.training.average import CheckpointSpec
+
+        spec = CheckpointSpec(
+            filename=args.filename, iter=args.iter, epoch=args.epoch, avg=args.avg
+        )
+        out = export_model(args.exp_dir, spec, args.out)
+        print(out)
+        return 0
+    from auden.inference.transcribe import respond
+
+    replies = respond(
+        args.model_dir,
+        args.audio,
+        args.prompt,
+        max_new_tokens=args.max_new_tokens,
+        num_beams=args.num_beams,
+    )
+    for path, reply in zip(args.audio, replies):
+        sys.stdout.write(f"{path}\t{reply}\n")
     return 0
 
 
