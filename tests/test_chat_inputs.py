@@ -58,3 +58,10 @@ def test_conversations_without_an_assistant_turn_cannot_train():
         chat.encode(
             [[{"role": "user", "content": "<|AUDIO|>"}]], [1], ["clip 0"], for_generation=False
         )
+
+
+def test_a_clip_too_short_for_one_audio_frame_is_named():
+    chat = _chat(QWEN25_LIKE)
+    messages = [[{"role": "user", "content": "<|AUDIO|>"}, {"role": "assistant", "content": "hi"}]]
+    with pytest.raises(ValueError, match="cut 'tiny': too short"):
+        chat.encode(messages, [0], ["cut 'tiny'"], for_generation=False)

@@ -140,6 +140,8 @@ class ChatTokenizer:
         rows: list[list[int]] = []
         label_rows: list[list[int]] = []
         for messages, n, name in zip(batch_messages, num_audio_frames, clip_names):
+            if n < 1:
+                raise ValueError(f"{name}: too short, it yields no audio frame after projection")
             ids: list[int] = []
             labels: list[int] = []
             for text, is_label in self.segments(messages, name, for_generation=for_generation):
