@@ -48,8 +48,12 @@ def write_checkpoints(exp_dir: Path, num: int, megabytes: float, running: bool) 
     steps = range(10, 10 * (num + 2), 10) if running else range(10, 10 * (num + 1), 10)
     for step in steps:
         names = [f"layer{i}.weight" for i in range(_TENSORS)]
-        ckpt = {"model": {n: torch.full((numel,), float(step)) for n in names},
-                "batch_idx_train": step, "epoch": 1, "config": {}}
+        ckpt = {
+            "model": {n: torch.full((numel,), float(step)) for n in names},
+            "batch_idx_train": step,
+            "epoch": 1,
+            "config": {},
+        }
         if running:
             ckpt["model_avg"] = {
                 n: torch.full((numel,), step / 2, dtype=torch.float64) for n in names
@@ -66,7 +70,9 @@ def measure(num: int = 20, megabytes: float = 64, running: bool = False) -> dict
         newest = 10 * (num + 1) if running else 10 * num
         out = subprocess.run(
             [sys.executable, "-c", _CHILD, str(exp_dir), str(newest), str(num), str(int(running))],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         result = json.loads(out.stdout.strip().splitlines()[-1])
     result.update(checkpoint_bytes=size, ratio=result["rise_bytes"] / size, num=num)
@@ -80,9 +86,11 @@ def main() -> None:
     parser.add_argument("--running", action="store_true")
     args = parser.parse_args()
     r = measure(args.num_checkpoints, args.megabytes, args.running)
-    print(f"averaged {r['num']} checkpoints of {r['checkpoint_bytes'] / 2**20:.1f} MiB "
-          f"({r['method']}): peak RSS rise {r['rise_bytes'] / 2**20:.1f} MiB = "
-          f"{r['ratio']:.2f}x one checkpoint")
+    print(
+        f"averaged {r['num']} checkpoints of {r['checkpoint_bytes'] / 2**20:.1f} MiB "
+        f"({r['method']}): peak RSS rise {r['rise_bytes'] / 2**20:.1f} MiB = "
+        f"{r['ratio']:.2f}x one checkpoint"
+    )
 
 
 if __name__ == "__main__":

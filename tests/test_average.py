@@ -231,7 +231,10 @@ def test_unreadable_checkpoint_is_named(tmp_path):
 def test_legacy_format_checkpoints_are_averaged_too(tmp_path):
     # no memory map for the pre-zip format: read whole, with the same result
     for step, v in [(10, 1.0), (20, 3.0)]:
-        torch.save({"model": _weights(v), "batch_idx_train": step},
-                   tmp_path / f"checkpoint-{step}.pt", _use_new_zipfile_serialization=False)
+        torch.save(
+            {"model": _weights(v), "batch_idx_train": step},
+            tmp_path / f"checkpoint-{step}.pt",
+            _use_new_zipfile_serialization=False,
+        )
     path = resolve_checkpoint(tmp_path, CheckpointSpec(iter=20, avg=2))
     assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], torch.full((2, 3), 2.0))

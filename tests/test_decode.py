@@ -72,17 +72,28 @@ def trained_exp(tmp_path_factory, tiny_corpus):
     for step in (10, 20):
         state = {k: v + 0.01 * step * torch.randn_like(v) for k, v in trainable.items()}
         torch.save(
-            {"model": state, "batch_idx_train": step, "epoch": 1,
-             "config": {"model": config_to_dict(config), "data": TRAIN_DATA}},
+            {
+                "model": state,
+                "batch_idx_train": step,
+                "epoch": 1,
+                "config": {"model": config_to_dict(config), "data": TRAIN_DATA},
+            },
             exp_dir / f"checkpoint-{step}.pt",
         )
     few_cuts = root / "few_cuts.jsonl.gz"  # 8 cuts keep the end-to-end runs short
     load_manifest(tiny_corpus.cuts).subset(first=NUM_CUTS).to_file(few_cuts)
-    test_config = write_data_config(root / "test_data.yaml", [
-        {"name": "tiny_transcribe", "manifest": str(few_cuts), "task": "transcribe",
-         "prompt_file": str(tiny_corpus.prompt_files["transcribe"])},
-        {"name": "tiny_answer", "manifest": str(few_cuts), "task": "answer"},
-    ])
+    test_config = write_data_config(
+        root / "test_data.yaml",
+        [
+            {
+                "name": "tiny_transcribe",
+                "manifest": str(few_cuts),
+                "task": "transcribe",
+                "prompt_file": str(tiny_corpus.prompt_files["transcribe"]),
+            },
+            {"name": "tiny_answer", "manifest": str(few_cuts), "task": "answer"},
+        ],
+    )
     return exp_dir, test_config, trainable
 
 
@@ -183,10 +194,22 @@ def test_checkpoint_without_trainable_weights_is_rejected(trained_exp, tmp_path)
 def test_evaluate_py_of_mini_en_runs_from_the_command_line(trained_exp):
     exp_dir, test_config, _ = trained_exp
     out = subprocess.run(
-        [sys.executable, str(REPO / "egs/mini_en/evaluate.py"), f"exp_dir={exp_dir}",
-         "checkpoint.model.filename=checkpoint-10.pt", f"data.test_data_config={test_config}",
-         "data.num_workers=0", "max_new_tokens=3", "decoding_method=beam_search", "beam_size=2"],
-        capture_output=True, text=True, cwd=REPO / "egs/mini_en", timeout=300, env=ONE_THREAD,
+        [
+            sys.executable,
+            str(REPO / "egs/mini_en/evaluate.py"),
+            f"exp_dir={exp_dir}",
+            "checkpoint.model.filename=checkpoint-10.pt",
+            f"data.test_data_config={test_config}",
+            "data.num_workers=0",
+            "max_new_tokens=3",
+            "decoding_method=beam_search",
+            "beam_size=2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO / "egs/mini_en",
+        timeout=300,
+        env=ONE_THREAD,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     for test_set in ("tiny_transcribe", "tiny_answer"):

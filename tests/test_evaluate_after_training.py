@@ -41,11 +41,18 @@ def trained(tmp_path_factory, tiny_corpus):
         train(setup.train_config(exp_dir, num_steps=6, save_every_n=3, average_period=1))
     finally:
         torch.set_num_threads(threads)
-    test_config = write_data_config(root / "test_data.yaml", [
-        {"name": "tiny_transcribe", "manifest": str(tiny_corpus.cuts), "task": "transcribe"},
-        {"name": "tiny_describe", "manifest": str(tiny_corpus.cuts), "task": "describe",
-         "prompt_file": str(tiny_corpus.prompt_files["describe"])},
-    ])
+    test_config = write_data_config(
+        root / "test_data.yaml",
+        [
+            {"name": "tiny_transcribe", "manifest": str(tiny_corpus.cuts), "task": "transcribe"},
+            {
+                "name": "tiny_describe",
+                "manifest": str(tiny_corpus.cuts),
+                "task": "describe",
+                "prompt_file": str(tiny_corpus.prompt_files["describe"]),
+            },
+        ],
+    )
     return exp_dir, test_config
 
 
@@ -64,7 +71,8 @@ def test_evaluate_iter_avg_after_training_writes_every_file(trained, tiny_corpus
     assert result.checkpoint.name == "averaged-iter-6-avg-1.pt"
     # the trainer's running average is there, so the mean over steps (3, 6] is recovered
     assert averaged["averaged_from"] == {
-        "method": "running_average", "sources": ["checkpoint-3.pt", "checkpoint-6.pt"]
+        "method": "running_average",
+        "sources": ["checkpoint-3.pt", "checkpoint-6.pt"],
     }
     assert result.suffix == "iter-6-avg-1-use-averaged-model"
     for name in ("tiny_transcribe", "tiny_describe"):
@@ -90,8 +98,9 @@ def test_ctc_hypotheses_do_not_depend_on_the_batch(trained, tiny_corpus):
     )
     hyps = {}
     for max_duration in (5.0, 500.0):
-        loader, n = build_test_loader(source, data, max_duration=max_duration, seed=0,
-                                      num_buckets=1)
+        loader, n = build_test_loader(
+            source, data, max_duration=max_duration, seed=0, num_buckets=1
+        )
         hyps[max_duration] = {u.cut_id: u.hyp for u in decode_utterances(model, loader, total=n)}
     assert hyps[5.0] == hyps[500.0]
     assert len(hyps[5.0]) == len(tiny_corpus.cut_ids)

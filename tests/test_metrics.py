@@ -15,7 +15,9 @@ from auden.decoding.writers import format_errs, format_recogs, format_table
 
 
 def _utts(task, pairs):
-    return [DecodedUtterance(f"utt{i}", task, "Transcribe.", r, h) for i, (r, h) in enumerate(pairs)]
+    return [
+        DecodedUtterance(f"utt{i}", task, "Transcribe.", r, h) for i, (r, h) in enumerate(pairs)
+    ]
 
 
 def test_wer_of_known_pairs():
@@ -24,7 +26,12 @@ def test_wer_of_known_pairs():
     assert counts.rate == pytest.approx(100 * 2 / 6)
     counts = count_errors(align("a b c".split(), "a x c d".split()))
     assert (counts.subs, counts.dels, counts.ins) == (1, 0, 1)
-    assert align("a b c".split(), "a x c d".split()) == [("a", "a"), ("b", "x"), ("c", "c"), (EPS, "d")]
+    assert align("a b c".split(), "a x c d".split()) == [
+        ("a", "a"),
+        ("b", "x"),
+        ("c", "c"),
+        (EPS, "d"),
+    ]
     assert count_errors(align([], ["x"])).rate == float("inf")
     assert count_errors(align([], [])).rate == 0.0
 
@@ -41,10 +48,17 @@ def test_word_error_counts_agree_with_jiwer_on_random_pairs():
 
 
 def test_transcribe_scores_normalised_english_wer():
-    scores, scored = score_utterances("dev", "transcribe", _utts("transcribe", [
-        ("Mr. Smith won't pay twenty-five dollars.", "mister smith will not pay $25"),
-        ("The cat sat on the mat.", "the cat sit on mat"),
-    ]))
+    scores, scored = score_utterances(
+        "dev",
+        "transcribe",
+        _utts(
+            "transcribe",
+            [
+                ("Mr. Smith won't pay twenty-five dollars.", "mister smith will not pay $25"),
+                ("The cat sat on the mat.", "the cat sit on mat"),
+            ],
+        ),
+    )
     assert scores.unit == "WER" and scores.exact_match is None
     assert (scores.errors.errors, scores.errors.ref_len) == (2, 12)
     assert scores.as_rows() == [("WER", "16.67")]
@@ -53,10 +67,17 @@ def test_transcribe_scores_normalised_english_wer():
 
 def test_chinese_references_are_scored_by_characters():
     assert is_chinese(["今天天气很好"]) and not is_chinese(["hello world"])
-    scores, scored = score_utterances("aishell", "transcribe", _utts("transcribe", [
-        ("今天天气很好。", "今天天汽很好啊"),
-        ("我用 iPhone 打电话", "我用iphone打电话"),
-    ]))
+    scores, scored = score_utterances(
+        "aishell",
+        "transcribe",
+        _utts(
+            "transcribe",
+            [
+                ("今天天气很好。", "今天天汽很好啊"),
+                ("我用 iPhone 打电话", "我用iphone打电话"),
+            ],
+        ),
+    )
     assert scores.unit == "CER"
     assert scored[0].ref_tokens == list("今天天气很好")
     assert (scored[0].counts.subs, scored[0].counts.ins) == (1, 1)
@@ -65,9 +86,19 @@ def test_chinese_references_are_scored_by_characters():
 
 
 def test_answer_is_scored_by_exact_match_only():
-    scores, _ = score_utterances("qa", "answer", _utts("answer", [
-        ("Paris.", "paris"), ("Forty two", "42"), ("London", "Paris"), ("yes", "yes it is"),
-    ]))
+    scores, _ = score_utterances(
+        "qa",
+        "answer",
+        _utts(
+            "answer",
+            [
+                ("Paris.", "paris"),
+                ("Forty two", "42"),
+                ("London", "Paris"),
+                ("yes", "yes it is"),
+            ],
+        ),
+    )
     assert scores.errors is None
     assert scores.exact_match == pytest.approx(50.0)
     assert scores.as_rows() == [("exact_match", "50.00")]
@@ -75,18 +106,32 @@ def test_answer_is_scored_by_exact_match_only():
 
 @pytest.mark.parametrize("task", ["continue", "describe"])
 def test_continue_and_describe_get_wer_and_exact_match(task):
-    scores, _ = score_utterances("s", task, _utts(task, [("a male voice", "a male voice"),
-                                                         ("a happy female voice", "a female voice")]))
+    scores, _ = score_utterances(
+        "s",
+        task,
+        _utts(task, [("a male voice", "a male voice"), ("a happy female voice", "a female voice")]),
+    )
     assert scores.as_rows() == [("WER", "14.29"), ("exact_match", "50.00")]
 
 
 def test_errs_and_recogs_files_show_alignments_and_frequent_errors():
-    scores, scored = score_utterances("dev", "transcribe", _utts("transcribe", [
-        ("the cat sat", "the hat sat"), ("a cat ran", "a hat ran away"), ("dogs bark", "dogs"),
-    ]))
+    scores, scored = score_utterances(
+        "dev",
+        "transcribe",
+        _utts(
+            "transcribe",
+            [
+                ("the cat sat", "the hat sat"),
+                ("a cat ran", "a hat ran away"),
+                ("dogs bark", "dogs"),
+            ],
+        ),
+    )
     errs = format_errs(scores, scored)
-    assert errs.startswith("%WER = 50.00\nErrors: 1 insertions, 1 deletions, 2 substitutions, "
-                           "over 8 reference words (5 correct)")
+    assert errs.startswith(
+        "%WER = 50.00\nErrors: 1 insertions, 1 deletions, 2 substitutions, "
+        "over 8 reference words (5 correct)"
+    )
     assert "utt0:\tthe (cat->hat) sat" in errs
     assert "utt1:\ta (cat->hat) ran (*->away)" in errs
     subs = errs.split("SUBSTITUTIONS: count ref -> hyp\n")[1].splitlines()
@@ -96,7 +141,9 @@ def test_errs_and_recogs_files_show_alignments_and_frequent_errors():
     assert "\ncat   0 2 2 0\n" in errs  # never right, two errors, twice in refs, never in hyps
     recogs = format_recogs(scored)
     assert recogs.splitlines()[:3] == [
-        "utt0:\tprompt=Transcribe.", "utt0:\tref=the cat sat", "utt0:\thyp=the hat sat",
+        "utt0:\tprompt=Transcribe.",
+        "utt0:\tref=the cat sat",
+        "utt0:\thyp=the hat sat",
     ]
     table = format_table([scores])
     assert table.splitlines()[2].split() == ["dev", "transcribe", "WER", "50.00", "3"]

@@ -42,7 +42,9 @@ class EvalDataConfig:
     ``config.data``); set them here only to override.
     """
 
-    test_data_config: str = "configs/test_data.yaml"  # yaml list of {name, manifest, task, prompt_file?}
+    test_data_config: str = (
+        "configs/test_data.yaml"  # yaml list of {name, manifest, task, prompt_file?}
+    )
     num_workers: int = 1
     num_buckets: int = 10
     on_the_fly_feats: bool | None = None

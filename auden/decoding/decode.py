@@ -122,9 +122,7 @@ def build_test_loader(
     )
     sampler = build_sampler(cuts, sampler_cfg, seed=seed, shuffle=False)
     dataset = AudioLlmDataset(build_inputs(data), seed=seed, training=False, bad_cut="error")
-    loader = DataLoader(
-        dataset, sampler=sampler, batch_size=None, num_workers=data.num_workers
-    )
+    loader = DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=data.num_workers)
     return loader, num_cuts
 
 
@@ -238,8 +236,13 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
             )
         scores, scored = score_utterances(source.name, source.task, utts)
         files = write_results(out_dir, source.name, suffix, scores, scored)
-        logger.info("%s (%s): %s; wrote %s", source.name, source.task,
-                    ", ".join(f"{k} {v}" for k, v in scores.as_rows()), files["recogs"])
+        logger.info(
+            "%s (%s): %s; wrote %s",
+            source.name,
+            source.task,
+            ", ".join(f"{k} {v}" for k, v in scores.as_rows()),
+            files["recogs"],
+        )
         results.append(TestSetResult(scores=scores, files=files, utterances=utts))
     result = EvalResult(checkpoint=path, out_dir=out_dir, suffix=suffix, test_sets=results)
     logger.info("results of %s (%s):\n%s", path.name, suffix, result.table)

@@ -191,8 +191,9 @@ def score_utterances(
                 exact_match=ref_tokens == hyp_tokens,
             )
         )
-    scores = TaskScores(test_set=test_set, task=task, num_utts=len(utts),
-                        unit="CER" if chinese else "WER")
+    scores = TaskScores(
+        test_set=test_set, task=task, num_utts=len(utts), unit="CER" if chinese else "WER"
+    )
     if task in WORD_ERROR_TASKS or task not in EXACT_MATCH_TASKS:
         total = ErrorCounts()
         for s in scored:
