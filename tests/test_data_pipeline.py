@@ -205,3 +205,10 @@ def test_precomputed_features_that_do_not_match_the_config_stop_with_a_clear_err
     wrong_size = _data_cfg(tiny_corpus, num_mel_bins=128)
     with pytest.raises(ValueError, match="80-dim features but data.num_mel_bins=128"):
         next(iter(TrainData(wrong_size, seed=1).loader(epoch=1)))
+
+
+def test_filters_that_drop_every_cut_say_so_with_the_data_config(tiny_corpus):
+    cfg = _data_cfg(tiny_corpus)
+    cfg.filters.min_duration = 100.0
+    with pytest.raises(ValueError, match=r"train_data.yaml.*no cut left.*'duration': 48"):
+        TrainData(cfg, seed=1)

@@ -108,11 +108,16 @@ class TrainData:
         self.sources = load_data_config(cfg.train_data_config)
         self.filter = _filter(cfg, hints)
         cuts = mix_sources(self.sources, seed=seed, default_prompt_file=prompt_file or None)
-        self.sampler = ResumableSampler(
-            build_sampler(
+        try:
+            sampler = build_sampler(
                 cuts.filter(self.filter), cfg.sampler, seed=seed, rank=rank, world_size=world_size
             )
-        )
+        except ValueError as e:
+            raise ValueError(
+                f"data.train_data_config '{cfg.train_data_config}': {e} "
+                f"(dropped by the filters: {dict(self.filter.dropped) or 'none'})"
+            ) from e
+        self.sampler = ResumableSampler(sampler)
         self.dataset = AudioLlmDataset(
             build_inputs(cfg),
             seed=seed,

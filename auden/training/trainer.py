@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from auden.data.loader import ModelHints, TrainData, build_valid_loader
 from auden.training.checkpoint import (
     epoch_checkpoint_path,
+    find_checkpoints,
     iter_checkpoint_path,
     load_checkpoint,
     load_trainable_state_dict,
@@ -187,6 +188,9 @@ class Trainer:
         elif t.start_epoch > 1:
             path = epoch_checkpoint_path(self.exp_dir, t.start_epoch - 1)
         else:
+            if self.dist.is_main and find_checkpoints(self.exp_dir):
+                logger.warning("%s holds checkpoints of an earlier run: this run overwrites "
+                               "them (resume with trainer.start_batch=N)", self.exp_dir)
             return None
         logger.info("resuming from %s", path)
         return load_checkpoint(path)
