@@ -6,7 +6,12 @@
 #   bash egs/mini_en/run.sh --num-utts 2000       # a smaller corpus
 #
 #   stage 0: prepare.sh: synthesise the corpus, manifests, fbank, tokenizer + tiny LLM, data configs
-#   (training, evaluation and export stages are appended here as they land)
+#   stage 1: pretrain the Zipformer encoder with CTC on the transcripts (torchrun, 2 processes)
+#   stage 2: pretrain the tiny LLM on the recipe's text (spoken words in place of the audio)
+#   stage 3: train the audio LLM on top of both: all four tasks, LLM frozen with LoRA (torchrun)
+#   stage 4: evaluate.py: average checkpoints, decode every test set and task, score
+#   stage 5: export the averaged model and transcribe one test file with it
+#   stage 6: print the results table
 #
 # Each stage prints a banner and its wall time; a summary of all of them ends the run.
 set -euo pipefail
@@ -15,6 +20,12 @@ stage=0               # first stage to run
 stop_stage=100        # last stage to run
 nj=2                  # parallel jobs for data preparation
 num_utts=8000         # corpus size (utterances over all splits), see prepare.sh
+nproc=2               # training processes (torchrun --nproc_per_node)
+ctc_steps=1200        # CTC encoder pretraining steps
+llm_steps=600         # text pretraining steps of the tiny LLM
+audio_llm_steps=1000  # audio LLM training steps
+avg=4                 # checkpoints averaged for evaluation and export
+exp=exp               # where the runs go
 
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
 
@@ -49,6 +60,56 @@ end_stage() {
 
 if in_stage 0 "prepare data (prepare.sh)"; then
   bash prepare.sh --nj "$nj" --num-utts "$num_utts"
+  end_stage
+fi
+
+# One thread per process: the processes already fill the cores, and OpenMP threads that
+# wait on each other cost more than they give on small models.
+export OMP_NUM_THREADS=1
+
+ctc_exp="$exp/ctc"
+llm_exp="$exp/llm"
+audio_llm_exp="$exp/audio_llm"
+# Checkpoints every save_every batches; the last avg+1 of them feed the running average.
+save_every() { echo $(($1 / (avg + 1))); }
+
+if in_stage 1 "pretrain the encoder with CTC"; then
+  torchrun --standalone --nproc_per_node "$nproc" train.py --config-name train_ctc \
+    exp_dir="$ctc_exp" trainer.num_steps="$ctc_steps" trainer.save_every_n="$(save_every "$ctc_steps")"
+  auden export "$ctc_exp" --iter "$ctc_steps" --avg "$avg" --out "$ctc_exp/export"
+  end_stage
+fi
+
+if in_stage 2 "pretrain the LLM on text"; then
+  python -m auden.training.llm_pretrain --llm data/llm --data-config configs/train_data.yaml \
+    --out "$llm_exp/export" --num-steps "$llm_steps"
+  end_stage
+fi
+
+if in_stage 3 "train the audio LLM (projector + LoRA)"; then
+  torchrun --standalone --nproc_per_node "$nproc" train.py \
+    exp_dir="$audio_llm_exp" trainer.num_steps="$audio_llm_steps" \
+    trainer.save_every_n="$(save_every "$audio_llm_steps")" \
+    model.audio_encoder.pretrained_model="$ctc_exp/export" \
+    model.llm.pretrained_model="$llm_exp/export"
+  end_stage
+fi
+
+if in_stage 4 "evaluate every test set and task"; then
+  python evaluate.py exp_dir="$audio_llm_exp" \
+    checkpoint.model.iter="$audio_llm_steps" checkpoint.model.avg="$avg"
+  end_stage
+fi
+
+if in_stage 5 "export the averaged model and transcribe a file"; then
+  auden export "$audio_llm_exp" --iter "$audio_llm_steps" --avg "$avg" --out "$audio_llm_exp/export"
+  wav=$(find data/audio/test-unseen -name '*.wav' | sort | head -n 1)
+  auden transcribe "$audio_llm_exp/export" "$wav"
+  end_stage
+fi
+
+if in_stage 6 "results"; then
+  python local/results_table.py --exp-dir "$audio_llm_exp"
   end_stage
 fi
 

@@ -4,6 +4,7 @@
     <config-dir>/train_data.yaml  [{manifest, task, weight, prompt_file}]  (train split)
     <config-dir>/valid_data.yaml  [{manifest, task, weight, prompt_file}]  (dev split)
     <config-dir>/test_data.yaml   [{name, manifest, task, prompt_file}]    (test-seen, test-unseen)
+    <config-dir>/ctc_{train,valid,test}_data.yaml: the same, transcribe only (CTC pretraining)
 
 When the configs go into the recipe folder, paths inside it are written relative to it
 (train.py runs there); otherwise every path is written absolute.
@@ -63,6 +64,8 @@ def make_configs(fbank_dir: Path, prompt_dir: Path, config_dir: Path) -> list[Pa
              "prompt_file": prompt(t)} for split in TEST_SPLITS for t in TASK_KINDS
         ],
     }
+    for name in ("train_data.yaml", "valid_data.yaml", "test_data.yaml"):
+        configs[f"ctc_{name}"] = [e for e in configs[name] if e["task"] == "transcribe"]
     config_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, entries in configs.items():
