@@ -137,6 +137,8 @@ class DataConfig:
     on_the_fly_feats: bool = False
     pad_to_30s: bool = False  # Whisper encoders expect 30 s (3000 frames)
     num_workers: int = 2
+    # cuts drawn (by weight, before the filters) per training epoch; 0: the sources' total
+    cuts_per_epoch: int = 0
     bad_cut: BadCutMode = BadCutMode.skip
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

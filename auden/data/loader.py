@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from lhotse import load_manifest
+from lhotse import CutSet, load_manifest
 from lhotse.dataset import SpecAugment
 from torch.utils.data import DataLoader
 
@@ -22,7 +22,7 @@ from auden.data.config import DataConfig, load_data_config
 from auden.data.dataset import AudioLlmDataset, BatchAugment
 from auden.data.filters import CountTokensFn, CutFilter, FilterSpec, FitsFn
 from auden.data.inputs import FeatureInput, OnTheFlyInput, PrecomputedInput, make_feature_extractor
-from auden.data.mixing import concat_sources, mix_sources
+from auden.data.mixing import WeightedMixture, concat_sources
 from auden.data.sampler import ResumableSampler, build_sampler
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,13 @@ def _loader(dataset, sampler, num_workers: int, seed: int) -> DataLoader:
 
 
 class TrainData:
-    """The training split: mixed sources, filtered, bucketed per rank, resumable."""
+    """The training split: mixed sources, filtered, bucketed per rank, resumable.
+
+    Sources are drawn by weight from infinite repetitions of each (``WeightedMixture``);
+    an epoch is ``data.cuts_per_epoch`` drawn cuts (default: the sources' total), drawn
+    with a seed that depends on the epoch. The same holds when ``trainer.num_steps`` bounds
+    training instead of epochs.
+    """
 
     def __init__(
         self,
@@ -107,10 +113,19 @@ class TrainData:
             raise ValueError("data.train_data_config is empty: name a training data config")
         self.sources = load_data_config(cfg.train_data_config)
         self.filter = _filter(cfg, hints)
-        cuts = mix_sources(self.sources, seed=seed, default_prompt_file=prompt_file or None)
         try:
+            self.mixture = WeightedMixture.from_sources(
+                self.sources,
+                seed=seed,
+                default_prompt_file=prompt_file or None,
+                cuts_per_epoch=cfg.cuts_per_epoch,
+            )
             sampler = build_sampler(
-                cuts.filter(self.filter), cfg.sampler, seed=seed, rank=rank, world_size=world_size
+                CutSet(self.mixture).filter(self.filter),
+                cfg.sampler,
+                seed=seed,
+                rank=rank,
+                world_size=world_size,
             )
         except ValueError as e:
             raise ValueError(
@@ -130,6 +145,7 @@ class TrainData:
 
     def loader(self, epoch: int, skip_batches: int = 0) -> DataLoader:
         """This rank's batches of ``epoch``, less the first ``skip_batches`` (resume)."""
+        self.mixture.set_epoch(epoch)  # the sampler reads the mixture in this process
         self.sampler.set_epoch(epoch)
         self.sampler.skip(skip_batches)
         self.dataset.set_epoch(epoch)

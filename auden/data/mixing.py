@@ -5,13 +5,25 @@ Each cut is tagged with the task (and prompt file) of the source it came from, i
 several tasks and the dataset knows what to do with every cut it receives.
 
     sources = load_data_config("configs/train_data.yaml")
-    cuts = mix_sources(sources, seed=42)   # CutSet.mux by weight, lazy
+    mixture = WeightedMixture.from_sources(sources, seed=42)
+    mixture.set_epoch(3)
+    cuts = CutSet(mixture)                 # epoch 3's cuts, lazy
+
+Why a mixture of *infinitely repeated* sources: ``CutSet.mux`` of finite sources follows
+the weights only until the smallest source runs out, and over a whole epoch the shares
+become the sources' sizes (the bucketing sampler reads far enough ahead to show it).
+Repeating every source forever keeps each draw at the weights; an epoch is then a fixed
+number of drawn cuts (by default the sources' total), muxed with a seed that changes
+with the epoch so that epochs differ.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
+from collections.abc import Iterator
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 from lhotse import CutSet, load_manifest_lazy
@@ -43,16 +55,96 @@ def read_source(source: DataSource, default_prompt_file: str | Path | None = Non
     )
 
 
+def count_cuts(manifest: str | Path) -> int:
+    """Cuts in a manifest, counted without parsing them (one line per cut in jsonl)."""
+    path = Path(manifest)
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+    return sum(1 for _ in load_manifest_lazy(path))
+
+
+class WeightedMixture:
+    """A lazy iterable of one epoch's cuts: every source repeated forever, drawn by weight.
+
+    Each cut is drawn from source i with probability weight_i / sum(weights), however
+    large or small the sources are; an epoch stops after ``cuts_per_epoch`` cuts. The
+    draw order depends only on ``(seed, epoch)``, so resuming an epoch replays it exactly.
+    ``set_epoch`` must be called before iterating (the sampler iterates in the main process).
+    """
+
+    def __init__(
+        self, cutsets: list[CutSet], weights: list[float], seed: int, cuts_per_epoch: int
+    ) -> None:
+        if len(cutsets) != len(weights) or not cutsets:
+            raise ValueError("a mixture needs one weight per source, and at least one source")
+        if cuts_per_epoch <= 0:
+            raise ValueError(f"cuts_per_epoch must be > 0, got {cuts_per_epoch}")
+        self.cutsets = cutsets
+        self.weights = weights
+        self.seed = seed
+        self.cuts_per_epoch = cuts_per_epoch
+        self.epoch = 1
+
+    @classmethod
+    def from_sources(
+        cls,
+        sources: list[DataSource],
+        seed: int,
+        default_prompt_file: str | Path | None = None,
+        cuts_per_epoch: int = 0,
+    ) -> WeightedMixture:
+        """``cuts_per_epoch`` 0: the sources' total number of cuts (counted once, lazily)."""
+        cutsets = [read_source(s, default_prompt_file) for s in sources]
+        sizes = [count_cuts(s.manifest) for s in sources]
+        for s, n in zip(sources, sizes):
+            logger.info(
+                "train source %s: %s (task %s, weight %g, %d cuts)",
+                s.name,
+                s.manifest,
+                s.task,
+                s.weight,
+                n,
+            )
+            if n == 0:
+                raise ValueError(f"train source {s.name}: manifest '{s.manifest}' has no cut")
+        total = cuts_per_epoch or sum(sizes)
+        logger.info("one training epoch: %d cuts drawn by weight", total)
+        return cls(cutsets, [s.weight for s in sources], seed=seed, cuts_per_epoch=total)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def epoch_seed(self) -> int:
+        return self.seed * 1_000_003 + self.epoch
+
+    def __iter__(self) -> Iterator:
+        # preserve_id: a cut keeps the id of its manifest line however often it comes back,
+        # so errors and logs name a cut that can be found.
+        repeated = [c.repeat(preserve_id=True) for c in self.cutsets]
+        if len(repeated) == 1:
+            drawn = repeated[0]
+        else:
+            drawn = CutSet.mux(*repeated, weights=self.weights, seed=self.epoch_seed())
+        return islice(iter(drawn), self.cuts_per_epoch)
+
+    def __len__(self) -> int:
+        return self.cuts_per_epoch
+
+
 def mix_sources(
-    sources: list[DataSource], seed: int, default_prompt_file: str | Path | None = None
+    sources: list[DataSource],
+    seed: int,
+    default_prompt_file: str | Path | None = None,
+    *,
+    epoch: int = 1,
+    cuts_per_epoch: int = 0,
 ) -> CutSet:
-    """All sources multiplexed lazily, each drawn with probability proportional to its weight."""
-    cutsets = [read_source(s, default_prompt_file) for s in sources]
-    for s in sources:
-        logger.info("train source %s: %s (task %s, weight %g)", s.name, s.manifest, s.task, s.weight)
-    if len(cutsets) == 1:
-        return cutsets[0]
-    return CutSet.mux(*cutsets, weights=[s.weight for s in sources], seed=seed)
+    """One epoch of all sources mixed by weight (see :class:`WeightedMixture`), lazy."""
+    mixture = WeightedMixture.from_sources(sources, seed, default_prompt_file, cuts_per_epoch)
+    mixture.set_epoch(epoch)
+    return CutSet(mixture)
 
 
 def concat_sources(
