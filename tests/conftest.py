@@ -1,5 +1,9 @@
 """Shared fixtures: a tiny on-disk Lhotse corpus (real wavs + fbank), built once per session.
 
+The whole session runs torch on one thread (``pytest_configure``), and subprocesses inherit
+``OMP_NUM_THREADS=1``: tiny models on a shared 2-core machine run 10-20x slower with two
+oversubscribed threads. ``AUDEN_TEST_THREADS=<n>`` overrides it.
+
 The session corpus is shared read-only; a test that damages files (deletes or corrupts
 audio) asks for ``own_tiny_corpus``, a fresh private one. Other helpers live in
 ``tests/tinycorpus.py`` (``make_tiny_corpus``, ``write_data_config``).
@@ -7,6 +11,7 @@ audio) asks for ``own_tiny_corpus``, a fresh private one. Other helpers live in
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +23,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tinycorpus import TinyCorpus, make_tiny_corpus  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config) -> None:
+    """One torch thread for the whole session, and for the subprocesses it starts."""
+    threads = int(os.environ.get("AUDEN_TEST_THREADS", "1"))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +46,8 @@ def own_tiny_corpus(tmp_path) -> TinyCorpus:
 
 @pytest.fixture
 def one_torch_thread():
-    """Tiny models on a shared 2-core CPU: one torch thread is up to 10x faster than two
-    oversubscribed ones. Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    """One torch thread inside a test even under ``AUDEN_TEST_THREADS`` (the session default
+    is already one). Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
