@@ -80,7 +80,9 @@ class WeightedMixture:
         if len(cutsets) != len(weights) or not cutsets:
             raise ValueError("a mixture needs one weight per source, and at least one source")
         if cuts_per_epoch <= 0:
-            raise ValueError(f"cuts_per_epoch must be > 0, got {cuts_per_epoch}")
+            raise ValueError(
+                f"data.cuts_per_epoch must be > 0 (0: the sources' total), got {cuts_per_epoch}"
+            )
         self.cutsets = cutsets
         self.weights = weights
         self.seed = seed
@@ -95,21 +97,19 @@ class WeightedMixture:
         default_prompt_file: str | Path | None = None,
         cuts_per_epoch: int = 0,
     ) -> WeightedMixture:
-        """``cuts_per_epoch`` 0: the sources' total number of cuts (counted once, lazily)."""
+        """``cuts_per_epoch`` 0: the sources' total number of cuts, counted once by reading
+        the manifests through (set it to skip that on huge manifests)."""
         cutsets = [read_source(s, default_prompt_file) for s in sources]
-        sizes = [count_cuts(s.manifest) for s in sources]
-        for s, n in zip(sources, sizes):
+        for s in sources:
             logger.info(
-                "train source %s: %s (task %s, weight %g, %d cuts)",
-                s.name,
-                s.manifest,
-                s.task,
-                s.weight,
-                n,
+                "train source %s: %s (task %s, weight %g)", s.name, s.manifest, s.task, s.weight
             )
-            if n == 0:
-                raise ValueError(f"train source {s.name}: manifest '{s.manifest}' has no cut")
-        total = cuts_per_epoch or sum(sizes)
+        total = cuts_per_epoch
+        if not total:
+            sizes = [count_cuts(s.manifest) for s in sources]
+            for s, n in zip(sources, sizes):
+                logger.info("train source %s: %d cuts", s.name, n)
+            total = sum(sizes)
         logger.info("one training epoch: %d cuts drawn by weight", total)
         return cls(cutsets, [s.weight for s in sources], seed=seed, cuts_per_epoch=total)
 
