@@ -76,6 +76,9 @@ save_every() { echo $(($1 / (avg + 1))); }
 if in_stage 1 "pretrain the encoder with CTC"; then
   torchrun --standalone --nproc_per_node "$nproc" train.py --config-name train_ctc \
     exp_dir="$ctc_exp" trainer.num_steps="$ctc_steps" trainer.save_every_n="$(save_every "$ctc_steps")"
+  # The encoder's own greedy CTC WER: what the audio LLM can hope to hear.
+  python evaluate.py exp_dir="$ctc_exp" data.test_data_config=configs/ctc_test_data.yaml \
+    checkpoint.model.iter="$ctc_steps" checkpoint.model.avg="$avg"
   auden export "$ctc_exp" --iter "$ctc_steps" --avg "$avg" --out "$ctc_exp/export"
   end_stage
 fi
@@ -90,7 +93,7 @@ if in_stage 3 "train the audio LLM (projector + LoRA)"; then
   torchrun --standalone --nproc_per_node "$nproc" train.py \
     exp_dir="$audio_llm_exp" trainer.num_steps="$audio_llm_steps" \
     trainer.save_every_n="$(save_every "$audio_llm_steps")" \
-    model.audio_encoder.pretrained_model="$ctc_exp/export" \
+    model.audio_encoder.pretrained_model="$ctc_exp/export" model.audio_encoder.frozen=true \
     model.llm.pretrained_model="$llm_exp/export"
   end_stage
 fi
