@@ -21,9 +21,9 @@ stop_stage=100        # last stage to run
 nj=2                  # parallel jobs for data preparation
 num_utts=8000         # corpus size (utterances over all splits), see prepare.sh
 nproc=2               # training processes (torchrun --nproc_per_node)
-ctc_steps=1200        # CTC encoder pretraining steps
-llm_steps=600         # text pretraining steps of the tiny LLM
-audio_llm_steps=1000  # audio LLM training steps
+ctc_steps=700         # CTC encoder pretraining steps
+llm_steps=400         # text pretraining steps of the tiny LLM
+audio_llm_steps=400   # audio LLM training steps
 avg=4                 # checkpoints averaged for evaluation and export
 exp=exp               # where the runs go
 
