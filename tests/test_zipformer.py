@@ -98,7 +98,7 @@ def test_tiny_encoder_trains_and_reports_its_interface():
     "preset, low, high",
     # The paper's encoders (table 1, which also counts a ~1-2M transducer decoder/joiner):
     # S 23.3M, M 65.6M, L 148.4M.
-    [("tiny", 2e6, 6e6), ("small", 20e6, 24e6), ("medium", 60e6, 67e6), ("large", 140e6, 150e6)],
+    [("xs", 1.5e6, 3e6), ("tiny", 2e6, 6e6), ("small", 20e6, 24e6), ("medium", 60e6, 67e6), ("large", 140e6, 150e6)],
 )
 def test_preset_parameter_counts(preset, low, high):
     with torch.device("meta"):
@@ -132,4 +132,4 @@ def test_bad_configs_and_inputs_name_the_problem(tmp_path):
         encoder(torch.randn(1, 10, 80), torch.tensor([11]))
     with pytest.raises(FileNotFoundError, match="config.json"):
         ZipformerEncoder.from_pretrained(tmp_path)
-    assert set(PRESETS) == {"tiny", "small", "medium", "large"}
+    assert set(PRESETS) == {"xs", "tiny", "small", "medium", "large"}
