@@ -23,7 +23,7 @@ num_utts=8000         # corpus size (utterances over all splits), see prepare.sh
 nproc=2               # training processes (torchrun --nproc_per_node)
 ctc_steps=1000        # CTC encoder pretraining steps
 llm_steps=400         # text pretraining steps of the tiny LLM
-audio_llm_steps=400   # audio LLM training steps
+audio_llm_steps=1200  # audio LLM training steps
 avg=4                 # checkpoints averaged for evaluation and export
 exp=exp               # where the runs go
 
