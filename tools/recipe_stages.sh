@@ -14,6 +14,7 @@
 # finished stages, `--stage 2 --stop-stage 2` redoes stage 2. The marker is written
 # last, so a stage interrupted half-way is redone on the next run.
 
+_recipe_tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 _stages_explicit=false
 case "${parse_options_given:-}" in
   *" stage "*|*" stop_stage "*) _stages_explicit=true ;;
@@ -72,4 +73,30 @@ use_repo_venv() {
   if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$1/.venv/bin/python" ]; then
     export PATH="$1/.venv/bin:$PATH"
   fi
+}
+
+# compute_features CORPUS FEATS_DIR "SPLITS" "PERTURBED" [compute_fbank.py options...]:
+# features of data/manifests/CORPUS_{recordings,supervisions}_<split>.jsonl.gz into
+# FEATS_DIR/CORPUS_cuts_<split>.jsonl.gz, one process per group of splits: those named in
+# PERTURBED (which also get 0.9x/1.1x speed copies), then the others.
+compute_features() {
+  local corpus="$1" feats_dir="$2" splits="$3" perturbed="$4" plain="" split
+  shift 4
+  for split in $splits; do
+    case " $perturbed " in *" $split "*) ;; *) plain="$plain $split" ;; esac
+  done
+  _compute_fbank_group "$corpus" "$feats_dir" "$perturbed" --speed-perturb "$@"
+  _compute_fbank_group "$corpus" "$feats_dir" "$plain" "$@"
+}
+
+_compute_fbank_group() {
+  local corpus="$1" feats_dir="$2" splits="$3"
+  shift 3
+  [ -n "${splits// /}" ] || return 0
+  # shellcheck disable=SC2086  # the split names are words on purpose
+  python "$_recipe_tools_dir/compute_fbank.py" --splits $splits \
+    --recordings "data/manifests/${corpus}_recordings_{split}.jsonl.gz" \
+    --supervisions "data/manifests/${corpus}_supervisions_{split}.jsonl.gz" \
+    --out "$feats_dir/${corpus}_cuts_{split}.jsonl.gz" \
+    --storage "$feats_dir/${corpus}_feats_{split}" "$@"
 }

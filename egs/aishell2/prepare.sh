@@ -82,26 +82,10 @@ if run_stage 2 "$num_mel_bins-bin $feature features -> $feats_dir" "$feature" "$
     extra+=(--kaldifeat)
   fi
   # One process per group of splits: those that get speed copies, and the others.
-  perturbed=""; plain=""
-  for part in $parts; do
-    if [ "$perturb_speed" = true ] && [ "$part" = train ]; then
-      perturbed="$perturbed $part"
-    else
-      plain="$plain $part"
-    fi
-  done
-  for group in perturbed plain; do
-    [ -n "${!group}" ] || continue
-    perturb=()
-    [ "$group" = perturbed ] && perturb=(--speed-perturb)
-    # shellcheck disable=SC2086  # the split names are words on purpose
-    python "$tools/compute_fbank.py" --splits ${!group} \
-      --recordings "data/manifests/aishell2_recordings_{split}.jsonl.gz" \
-      --supervisions "data/manifests/aishell2_supervisions_{split}.jsonl.gz" \
-      --out "$feats_dir/aishell2_cuts_{split}.jsonl.gz" \
-      --storage "$feats_dir/aishell2_feats_{split}" \
-      --num-mel-bins "$num_mel_bins" --num-jobs "$nj" "${extra[@]}" "${perturb[@]}"
-  done
+  perturbed=""
+  if [ "$perturb_speed" = true ]; then perturbed=train; fi
+  compute_features aishell2 "$feats_dir" "$parts" "$perturbed" \
+    --num-mel-bins "$num_mel_bins" --num-jobs "$nj" "${extra[@]}"
   finish_stage 2 "$feature" "$settings_2"
 fi
 

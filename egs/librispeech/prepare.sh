@@ -91,27 +91,12 @@ if run_stage 2 "$num_mel_bins-bin $feature features -> $feats_dir" "$feature" "$
       || die "--use-kaldifeat true, but tools/compute_fbank.py has no kaldifeat backend yet"
     extra+=(--kaldifeat)
   fi
-  # One process per group of splits: those that get speed copies, and the others.
-  perturbed=""; plain=""
-  for part in $parts; do
-    if [ "$perturb_speed" = true ] && case $part in train-*) true ;; *) false ;; esac; then
-      perturbed="$perturbed $part"
-    else
-      plain="$plain $part"
-    fi
-  done
-  for group in perturbed plain; do
-    [ -n "${!group}" ] || continue
-    perturb=()
-    [ "$group" = perturbed ] && perturb=(--speed-perturb)
-    # shellcheck disable=SC2086  # the split names are words on purpose
-    python "$tools/compute_fbank.py" --splits ${!group} \
-      --recordings "data/manifests/librispeech_recordings_{split}.jsonl.gz" \
-      --supervisions "data/manifests/librispeech_supervisions_{split}.jsonl.gz" \
-      --out "$feats_dir/librispeech_cuts_{split}.jsonl.gz" \
-      --storage "$feats_dir/librispeech_feats_{split}" \
-      --num-mel-bins "$num_mel_bins" --num-jobs "$nj" "${extra[@]}" "${perturb[@]}"
-  done
+  perturbed=""  # speed copies of the train parts only
+  if [ "$perturb_speed" = true ]; then
+    for part in $parts; do case $part in train-*) perturbed="$perturbed $part" ;; esac; done
+  fi
+  compute_features librispeech "$feats_dir" "$parts" "$perturbed" \
+    --num-mel-bins "$num_mel_bins" --num-jobs "$nj" "${extra[@]}"
   finish_stage 2 "$feature" "$settings_2"
 fi
 
