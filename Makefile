@@ -8,7 +8,7 @@ STAMP := $(VENV)/.auden-installed
 APT_PACKAGES := espeak-ng sox libsndfile1
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: setup apt test test-all demo lint setup-kaldifeat clean
+.PHONY: setup apt test test-slow test-all demo lint setup-kaldifeat clean
 
 setup: apt $(STAMP)
 
@@ -39,6 +39,10 @@ lint: setup
 
 test: setup lint
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+# The end-to-end tests (a real recipe run each; about 8 minutes in all on 2 cores).
+test-slow: setup
+	$(VENV)/bin/pytest -q -m slow
 
 test-all: PYTEST_ARGS :=
 test-all: test
