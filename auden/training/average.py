@@ -19,14 +19,14 @@ Example::
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from auden.training.checkpoint import save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -233,21 +233,8 @@ def resolve_checkpoint(exp_dir: str | Path, spec: CheckpointSpec) -> Path:
         "epoch": newest.get("epoch", 0),
         "averaged_from": made_by,
     }
-    save_atomically(payload, target)
+    save_checkpoint(payload, target)
     return target
-
-
-def save_atomically(obj: Mapping, path: str | Path) -> None:
-    """torch.save to a temporary file beside ``path``, then rename over it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(dict(obj), tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _plan_average(exp_dir: Path, spec: CheckpointSpec) -> tuple[list[Path], str]:
