@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.command == "export":
+        from auden.checkpoint import CheckpointSpec
         from auden.inference.export import export_model
-        from auden.training.average import CheckpointSpec
 
         spec = CheckpointSpec(
             filename=args.filename, iter=args.iter, epoch=args.epoch, avg=args.avg

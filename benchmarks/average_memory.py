@@ -24,7 +24,7 @@ _TENSORS = 16  # a model is many tensors; per-tensor temporaries stay small
 _CHILD = r"""
 import json, sys
 import torch
-from auden.training.average import CheckpointSpec, resolve_checkpoint
+from auden.checkpoint import CheckpointSpec, resolve_checkpoint
 
 def status_kib(key):
     with open("/proc/self/status") as f:

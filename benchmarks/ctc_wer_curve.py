@@ -19,8 +19,9 @@ from pathlib import Path
 
 import torch
 
+from auden.checkpoint import load_model
 from auden.data.config import DataConfig, load_data_config
-from auden.decoding.decode import build_test_loader, decode_utterances, load_model_for_decoding
+from auden.decoding.decode import build_test_loader, decode_utterances
 from auden.decoding.metrics import score_utterances
 
 logger = logging.getLogger("ctc_wer_curve")
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     for k, (step, path) in enumerate(checkpoints):
         if k % args.every and k != len(checkpoints) - 1:
             continue
-        model = load_model_for_decoding(path)
+        model = load_model(path)
         loader, num_cuts = build_test_loader(
             source, DataConfig(num_workers=0), max_duration=args.max_duration, seed=0
         )

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from auden.training.average import (
+from auden.checkpoint import (
     CheckpointSpec,
     MissingCheckpointsError,
     average_running_models,
     average_state_dicts,
-    iter_checkpoints,
+    find_checkpoints,
     resolve_checkpoint,
 )
 
@@ -66,7 +66,7 @@ def _simulate_training(exp_dir: Path, steps: int, save_every: int, period: int, 
 def test_plain_mean_of_three_checkpoints_by_hand(tmp_path):
     for i, v in enumerate([1.0, 2.0, 6.0]):
         _save(tmp_path / f"checkpoint-{(i + 1) * 10}.pt", _weights(v), step=(i + 1) * 10)
-    avg = average_state_dicts(iter_checkpoints(tmp_path))
+    avg = average_state_dicts(find_checkpoints(tmp_path))
     assert torch.equal(avg["w"], torch.full((2, 3), 3.0))
     assert torch.equal(avg["b"], torch.tensor([3.0, -3.0]))
     assert avg["count"].item() == 7 and avg["count"].dtype == torch.int64
@@ -197,7 +197,7 @@ def test_averaged_file_is_made_once_and_reused(tmp_path):
     assert resolve_checkpoint(tmp_path, spec) == path
     assert path.stat().st_mtime_ns == made - 10**9
     # once its sources are cleaned up it is still reused
-    for p in iter_checkpoints(tmp_path):
+    for p in find_checkpoints(tmp_path):
         p.unlink()
     assert resolve_checkpoint(tmp_path, spec) == path
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from auden.training.checkpoint import (
+from auden.checkpoint import (
     find_checkpoints,
     iter_checkpoint_path,
     load_checkpoint,
@@ -30,7 +30,7 @@ from auden.training.rng import capture_rng_state, restore_rng_state
 WRITER = textwrap.dedent(
     """
     import sys, torch
-    from auden.training.checkpoint import save_checkpoint
+    from auden.checkpoint import save_checkpoint
     big = {f"w{i}": torch.randn(1024, 1024) for i in range(48)}  # ~200 MB
     print("writing", flush=True)
     while True:  # rewrite until killed, so the kill always lands in a write

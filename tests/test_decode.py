@@ -17,6 +17,7 @@ from tiny_audio_llm import make_tiny_llm, tiny_config
 from tinycorpus import TASK_PROMPTS, write_data_config
 
 from auden.auto.auto_config import config_to_dict
+from auden.checkpoint import CheckpointSpec, load_model
 from auden.data.config import load_data_config
 from auden.decoding.config import (
     CheckpointConfig,
@@ -30,10 +31,8 @@ from auden.decoding.decode import (
     decode_utterances,
     eval_data_config,
     evaluate,
-    load_model_for_decoding,
 )
 from auden.models.audio_llm import AudioLlm
-from auden.training.average import CheckpointSpec
 
 REPO = Path(__file__).resolve().parents[1]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -146,7 +145,7 @@ def test_evaluate_writes_recogs_errs_and_summary_for_every_test_set(trained_exp,
 
 def test_same_hypotheses_at_max_duration_5_and_500(trained_exp, tiny_corpus):
     exp_dir, test_config, _ = trained_exp
-    model = load_model_for_decoding(exp_dir / "checkpoint-20.pt")
+    model = load_model(exp_dir / "checkpoint-20.pt")
     data = eval_data_config(_cfg(exp_dir, test_config), {"data": TRAIN_DATA})
     source = replace(load_data_config(test_config)[0], manifest=tiny_corpus.cuts)  # all 24
     hyps = {}
@@ -187,8 +186,8 @@ def test_checkpoint_without_trainable_weights_is_rejected(trained_exp, tmp_path)
     dropped = next(iter(trainable))
     del ckpt["model"][dropped]
     torch.save(ckpt, tmp_path / "broken.pt")
-    with pytest.raises(ValueError, match=f"lacks trainable weights.*{dropped}"):
-        load_model_for_decoding(tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match=f"does not match the model: missing.*{dropped}"):
+        load_model(tmp_path / "broken.pt")
 
 
 def test_evaluate_py_of_mini_en_runs_from_the_command_line(trained_exp):

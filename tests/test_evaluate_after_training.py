@@ -7,6 +7,7 @@ import torch
 from tiny_training import make_training_setup
 from tinycorpus import write_data_config
 
+from auden.checkpoint import CheckpointSpec, load_model
 from auden.data.config import load_data_config
 from auden.decoding.config import CheckpointConfig, EvalConfig, EvalDataConfig
 from auden.decoding.decode import (
@@ -14,9 +15,7 @@ from auden.decoding.decode import (
     decode_utterances,
     eval_data_config,
     evaluate,
-    load_model_for_decoding,
 )
-from auden.training.average import CheckpointSpec
 from auden.training.trainer import train
 
 
@@ -91,7 +90,7 @@ def test_evaluate_iter_avg_after_training_writes_every_file(trained, tiny_corpus
 
 def test_ctc_hypotheses_do_not_depend_on_the_batch(trained, tiny_corpus):
     exp_dir, test_config = trained
-    model = load_model_for_decoding(exp_dir / "checkpoint-6.pt")
+    model = load_model(exp_dir / "checkpoint-6.pt")
     source = load_data_config(test_config)[0]
     data = eval_data_config(
         EvalConfig(data=EvalDataConfig(num_workers=0)), {"data": {"feature": "fbank"}}

@@ -18,7 +18,7 @@ import pytest
 import torch
 from tinycorpus import write_data_config
 
-from auden.training.checkpoint import find_checkpoints, load_checkpoint
+from auden.checkpoint import find_checkpoints, load_checkpoint
 
 RECIPE = Path(__file__).resolve().parents[1] / "egs" / "mini_en"
 VENV_BIN = Path(sys.executable).parent

@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from auden.checkpoint import find_checkpoints, find_epoch_checkpoints, load_checkpoint
 from auden.data.config import load_data_config
 from auden.data.mixing import WeightedMixture
-from auden.training.checkpoint import find_checkpoints, find_epoch_checkpoints, load_checkpoint
 from auden.training.config import to_plain_dict
 from auden.training.loop import NonFiniteLossError
 from auden.training.trainer import train

@@ -9,7 +9,6 @@ from typing import Any
 
 _LAZY = {
     "evaluate": "auden.decoding.decode",
-    "load_model_for_decoding": "auden.decoding.decode",
     "EvalConfig": "auden.decoding.config",
     "register_configs": "auden.decoding.config",
 }

@@ -19,7 +19,7 @@ from enum import Enum
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from auden.training.average import CheckpointSpec
+from auden.checkpoint import CheckpointSpec
 
 
 class DecodingMethod(str, Enum):
@@ -29,7 +29,7 @@ class DecodingMethod(str, Enum):
 
 @dataclass
 class CheckpointConfig:
-    """``checkpoint.model``: which weights to decode (see auden.training.average)."""
+    """``checkpoint.model``: which weights to decode (see auden.checkpoint.resolve)."""
 
     model: CheckpointSpec = field(default_factory=CheckpointSpec)
 

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from auden.checkpoint import CheckpointSpec, load_checkpoint, load_model, resolve_checkpoint
 from auden.data.config import DataConfig, DataSource, FeatureKind, SamplerConfig, load_data_config
 from auden.data.dataset import AudioLlmDataset
 from auden.data.loader import build_inputs
@@ -32,7 +33,6 @@ from auden.data.sampler import build_sampler
 from auden.decoding.config import EvalConfig, as_eval_config
 from auden.decoding.metrics import DecodedUtterance, TaskScores, score_utterances
 from auden.decoding.writers import format_table, write_results
-from auden.training.average import CheckpointSpec, load_checkpoint, resolve_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -56,39 +56,6 @@ class EvalResult:
     @property
     def table(self) -> str:
         return format_table([t.scores for t in self.test_sets])
-
-
-def load_model_for_decoding(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model of a checkpoint (``config.model``) and load its weights, in eval mode.
-
-    The checkpoint holds the trainable weights only; the frozen pretrained parts come
-    from the paths in the config. Any trainable weight missing from it is an error.
-    """
-    from auden.auto.auto_model import AutoModel
-
-    path = Path(path)
-    ckpt = load_checkpoint(path)
-    model_cfg = (ckpt.get("config") or {}).get("model")
-    if not model_cfg:
-        raise KeyError(f"checkpoint '{path}' has no config.model to rebuild the model from")
-    if "model" not in ckpt:
-        raise KeyError(f"checkpoint '{path}' has no 'model' state dict")
-    model = AutoModel.from_config(model_cfg)
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    missing, unexpected = model.load_state_dict(dict(ckpt["model"]), strict=False)
-    if unexpected:
-        raise ValueError(
-            f"checkpoint '{path}' holds weights the model does not have: "
-            f"{sorted(unexpected)[:5]} ({len(unexpected)} in all)"
-        )
-    missing_trainable = sorted(set(missing) & trainable)
-    if missing_trainable:
-        raise ValueError(
-            f"checkpoint '{path}' lacks trainable weights: {missing_trainable[:5]} "
-            f"({len(missing_trainable)} in all)"
-        )
-    del ckpt
-    return model.to(device).eval()
 
 
 def eval_data_config(cfg: EvalConfig, train_config: dict) -> DataConfig:
@@ -204,7 +171,7 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
     del ckpt
     device = _device(cfg.device)
     logger.info("decoding with %s on %s", path, device)
-    model = load_model_for_decoding(path, device)
+    model = load_model(path, device)
     data = eval_data_config(cfg, train_config)
     suffix = result_suffix(cfg, averaging)
     out_dir = exp_dir / _method(cfg)

@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from auden.decoding.decode import load_model_for_decoding
-from auden.training.average import CheckpointSpec, resolve_checkpoint
+from auden.checkpoint import CheckpointSpec, load_model, resolve_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +20,7 @@ logger = logging.getLogger(__name__)
 def export_model(exp_dir: str | Path, spec: CheckpointSpec, out_dir: str | Path) -> Path:
     """Resolve (and average, once) the checkpoint ``spec`` names, then save the model."""
     checkpoint = resolve_checkpoint(exp_dir, spec)
-    model = load_model_for_decoding(checkpoint)
+    model = load_model(checkpoint)
     out = model.save_pretrained(out_dir)
     logger.info("exported %s to %s", checkpoint, out_dir)
     return Path(out or out_dir)

@@ -1,6 +1,6 @@
 """Training: ``train(cfg)`` runs a Hydra TrainConfig under torchrun (DDP), with checkpoints.
 
-Imports are lazy, so that ``auden.training.checkpoint`` does not pull in the models.
+Imports are lazy, so that ``import auden.training`` does not pull in the models and data.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ import yaml
 from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
-from auden.data.loader import ModelHints, TrainData, build_valid_loader
-from auden.training.checkpoint import (
+from auden.checkpoint import (
+    RunningAverage,
     epoch_checkpoint_path,
     find_checkpoints,
     iter_checkpoint_path,
@@ -34,6 +34,7 @@ from auden.training.checkpoint import (
     save_checkpoint,
     trainable_state_dict,
 )
+from auden.data.loader import ModelHints, TrainData, build_valid_loader
 from auden.training.config import TrainConfig, as_train_config, to_plain_dict
 from auden.training.distributed import (
     DistInfo,
@@ -44,7 +45,6 @@ from auden.training.distributed import (
 from auden.training.metrics import TensorBoard
 from auden.training.optim import build_optimizer, build_scheduler
 from auden.training.rng import capture_rng_state, restore_rng_state, seed_everything
-from auden.training.running_average import RunningAverage
 
 logger = logging.getLogger(__name__)
 
