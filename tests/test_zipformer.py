@@ -132,4 +132,8 @@ def test_bad_configs_and_inputs_name_the_problem(tmp_path):
         encoder(torch.randn(1, 10, 80), torch.tensor([11]))
     with pytest.raises(FileNotFoundError, match="config.json"):
         ZipformerEncoder.from_pretrained(tmp_path)
-    assert set(PRESETS) == {"xs", "tiny", "small", "medium", "large"}
+    assert set(PRESETS) == {
+        "xs", "tiny", "small", "medium", "large", "icefall-small", "icefall-medium", "icefall-large"
+    }
+    with pytest.raises(ValueError, match="'flavor' is 'k2'"):
+        ZipformerConfig(flavor="k2")

@@ -7,6 +7,8 @@ relative positional term; :class:`SelfAttention` (twice per block) and
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -37,13 +39,53 @@ class CompactRelPositionalEncoding(nn.Module):
         return torch.cat([angles.cos(), angles.sin()], dim=-1).to(dtype)
 
 
+class IcefallRelPositionalEncoding(nn.Module):
+    """icefall's variant of the same idea, which its trained weights expect.
+
+    Offsets are compressed by ``c * sign(x) * log((|x| + c) / c)`` with ``c = sqrt(pos_dim)``,
+    mapped through ``atan(. / (pos_dim / 2pi))``, and turned into cos/sin pairs interleaved
+    (cos in even columns, sin in odd) at frequencies ``1 .. pos_dim/2``; the last column is
+    a constant 1 (a bias for the position term). Computed in float32, as icefall does.
+    """
+
+    def __init__(self, pos_dim: int) -> None:
+        super().__init__()
+        self.pos_dim = pos_dim
+
+    def forward(self, length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        offsets = torch.arange(-(length - 1), length, device=device).to(torch.float32)[:, None]
+        c = self.pos_dim**0.5
+        compressed = c * offsets.sign() * ((offsets.abs() + c).log() - math.log(c))
+        angle = (compressed / (self.pos_dim / (2.0 * math.pi))).atan()
+        freqs = 1 + torch.arange(self.pos_dim // 2, device=device)
+        pe = torch.zeros(2 * length - 1, self.pos_dim, device=device)
+        pe[:, 0::2] = (angle * freqs).cos()
+        pe[:, 1::2] = (angle * freqs).sin()
+        pe[:, -1] = 1.0
+        return pe.to(dtype)
+
+
 class RelPositionAttentionWeights(nn.Module):
-    """Softmax(q·k + p·P[k-q]) per head, with padded keys masked: ``[H, B, T, T]``."""
+    """Softmax(q·k + p·P[k-q]) per head, with padded keys masked: ``[H, B, T, T]``.
+
+    ``scale_query=False`` and ``mask_value=-1000`` are icefall's choices: its trained
+    projections carry the ``1/sqrt(d)`` themselves, and a finite mask keeps a fully
+    masked row from becoming NaN.
+    """
 
     def __init__(
-        self, dim: int, num_heads: int, query_head_dim: int, pos_head_dim: int, pos_dim: int
+        self,
+        dim: int,
+        num_heads: int,
+        query_head_dim: int,
+        pos_head_dim: int,
+        pos_dim: int,
+        scale_query: bool = True,
+        mask_value: float = float("-inf"),
     ) -> None:
         super().__init__()
+        self.query_scale = query_head_dim**-0.5 if scale_query else 1.0
+        self.mask_value = mask_value
         self.num_heads = num_heads
         self.query_head_dim = query_head_dim
         self.pos_head_dim = pos_head_dim
@@ -56,7 +98,9 @@ class RelPositionAttentionWeights(nn.Module):
         batch, t, _ = x.shape
         h, qd, pd = self.num_heads, self.query_head_dim, self.pos_head_dim
         q, k, p = self.in_proj(x).split([h * qd, h * qd, h * pd], dim=-1)
-        q = q.view(batch, t, h, qd).permute(2, 0, 1, 3) * (qd**-0.5)
+        q = q.view(batch, t, h, qd).permute(2, 0, 1, 3)
+        if self.query_scale != 1.0:
+            q = q * self.query_scale
         k = k.view(batch, t, h, qd).permute(2, 0, 3, 1)
         p = p.view(batch, t, h, pd).permute(2, 0, 1, 3)
         scores = torch.matmul(q, k)  # [H, B, T, T]
@@ -67,7 +111,7 @@ class RelPositionAttentionWeights(nn.Module):
         offset_index = (ar[None, :] - ar[:, None] + (t - 1)).expand(h, batch, t, t)
         scores = scores + pos_scores.gather(-1, offset_index)
 
-        scores = scores.masked_fill(pad_mask[None, :, None, :], float("-inf"))
+        scores = scores.masked_fill(pad_mask[None, :, None, :], self.mask_value)
         # No dropout on the [H, B, T, T] weights: on a CPU it costs more than it gives.
         return scores.softmax(dim=-1)
 

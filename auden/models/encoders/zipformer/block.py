@@ -7,6 +7,7 @@ from torch import nn
 
 from auden.models.encoders.zipformer.attention import (
     CompactRelPositionalEncoding,
+    IcefallRelPositionalEncoding,
     NonlinAttention,
     RelPositionAttentionWeights,
     SelfAttention,
@@ -39,20 +40,23 @@ class ZipformerBlock(nn.Module):
         super().__init__()
         dim, ff, heads = cfg.encoder_dims[stack], cfg.feedforward_dims[stack], cfg.num_heads[stack]
         kernel, k2 = cfg.cnn_kernel_sizes[stack], cfg.use_k2_swoosh
+        icefall = cfg.flavor == "icefall"
         self.attention_weights = RelPositionAttentionWeights(
-            dim, heads, cfg.query_head_dim, cfg.pos_head_dim, cfg.pos_dim
+            dim, heads, cfg.query_head_dim, cfg.pos_head_dim, cfg.pos_dim,
+            scale_query=not icefall, mask_value=-1000.0 if icefall else float("-inf"),
         )
+        min_scale = None if icefall else 0.2
         self.feed_forward1 = FeedForward(dim, ff * 3 // 4, cfg.dropout, k2)
         self.nonlin_attention = NonlinAttention(dim, dim * 3 // 4)
         self.self_attention1 = SelfAttention(dim, heads, cfg.value_head_dim)
         self.conv1 = ConvolutionModule(dim, kernel, k2)
         self.feed_forward2 = FeedForward(dim, ff, cfg.dropout, k2)
-        self.bypass_mid = Bypass(dim, min_scale=0.2)
+        self.bypass_mid = Bypass(dim, min_scale=min_scale)
         self.self_attention2 = SelfAttention(dim, heads, cfg.value_head_dim)
         self.conv2 = ConvolutionModule(dim, kernel, k2)
         self.feed_forward3 = FeedForward(dim, ff * 5 // 4, cfg.dropout, k2)
-        self.norm = BiasNorm(dim)
-        self.bypass = Bypass(dim, min_scale=0.2)
+        self.norm = BiasNorm(dim, eps=0.0 if icefall else 1e-5)
+        self.bypass = Bypass(dim, min_scale=min_scale)
 
     def forward(
         self, x: torch.Tensor, pos_emb: torch.Tensor, pad_mask: torch.Tensor
@@ -75,19 +79,26 @@ class ZipformerStack(nn.Module):
     """Blocks at ``1 / downsampling_factor`` of the 50 Hz rate, with learned down/upsampling.
 
     The stack's output is combined with its (50 Hz) input by a learned bypass; its
-    length and frame rate are those of its input.
+    length and frame rate are those of its input. In the icefall flavour only a
+    downsampled stack has that bypass, and it is not clamped.
     """
 
     def __init__(self, cfg: ZipformerConfig, stack: int) -> None:
         super().__init__()
+        icefall = cfg.flavor == "icefall"
         self.dim = cfg.encoder_dims[stack]
         self.factor = cfg.downsampling_factors[stack]
-        self.downsample = Downsample(self.factor) if self.factor > 1 else None
-        self.pos_encoding = CompactRelPositionalEncoding(cfg.pos_dim)
+        self.downsample = Downsample(self.factor, icefall) if self.factor > 1 else None
+        self.pos_encoding = (
+            IcefallRelPositionalEncoding(cfg.pos_dim)
+            if icefall
+            else CompactRelPositionalEncoding(cfg.pos_dim)
+        )
         self.blocks = nn.ModuleList(
             ZipformerBlock(cfg, stack) for _ in range(cfg.num_layers[stack])
         )
-        self.bypass = Bypass(self.dim, min_scale=0.0)
+        has_bypass = not icefall or self.factor > 1
+        self.bypass = Bypass(self.dim, None if icefall else 0.0) if has_bypass else None
 
     def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         x_in = x
@@ -99,7 +110,7 @@ class ZipformerStack(nn.Module):
             x = block(x, pos_emb, pad_mask)
         if self.factor > 1:
             x = upsample(x, self.factor, x_in.shape[1])
-        return self.bypass(x_in, x)
+        return x if self.bypass is None else self.bypass(x_in, x)
 
 
 __all__ = ["ZipformerBlock", "ZipformerStack", "downsampled_lengths", "padding_mask"]

@@ -1,7 +1,8 @@
 """The whole truth about a Zipformer encoder's shape, plus named presets.
 
 Presets follow the paper (Yao et al., ICLR 2024, table 1: Zipformer-S/M/L), with ``tiny``
-added for CPU tests and demos. A config is a preset name, a ``config.json`` path or folder,
+added for CPU tests and demos, and ``icefall-small`` / ``-medium`` / ``-large``: the same shapes
+in the icefall flavour (icefall's released LibriSpeech encoders). A config is a preset name, a ``config.json`` path or folder,
 a plain dict, or a :class:`ZipformerConfig`; :func:`resolve_zipformer_config` accepts all.
 """
 
@@ -11,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+FLAVORS = ("auden", "icefall")
 
 
 @dataclass
@@ -32,6 +35,10 @@ class ZipformerConfig:
     dropout: float = 0.1  # in the feed-forward modules
     # k2's fused swoosh kernels, used only when k2 is importable; pure torch otherwise.
     use_k2_swoosh: bool = False
+    # "auden": our encoder, written from the paper. "icefall": computes what icefall's
+    # non-streaming Zipformer2 (with its Conv2dSubsampling front end) computes at inference,
+    # so that its released checkpoints load through `auden import-icefall`.
+    flavor: str = "auden"
 
     def __post_init__(self) -> None:
         per_stack = ("downsampling_factors", "num_layers", "encoder_dims", "feedforward_dims",
@@ -56,6 +63,15 @@ class ZipformerConfig:
             raise ValueError("zipformer config 'frontend_channels' needs exactly 3 entries")
         if min(self.downsampling_factors) < 1:
             raise ValueError("zipformer config 'downsampling_factors' must be >= 1")
+        if self.flavor not in FLAVORS:
+            raise ValueError(
+                f"zipformer config 'flavor' is '{self.flavor}'; known: {list(FLAVORS)}"
+            )
+        if self.flavor == "icefall" and self.num_mel_bins < 7:
+            raise ValueError(
+                f"zipformer config 'num_mel_bins' is {self.num_mel_bins}; the icefall front "
+                "end needs at least 7"
+            )
 
     @property
     def output_dim(self) -> int:
@@ -116,6 +132,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_heads=(4, 4, 4, 8, 4, 4),
     ),
 }
+# icefall's released LibriSpeech encoders have the paper's shapes: the same presets, its flavour.
+for _size in ("small", "medium", "large"):
+    PRESETS[f"icefall-{_size}"] = dict(PRESETS[_size], flavor="icefall")
 
 
 def resolve_zipformer_config(spec: str | Path | dict | ZipformerConfig) -> ZipformerConfig:

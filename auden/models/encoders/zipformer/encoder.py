@@ -1,5 +1,10 @@
 """ZipformerEncoder: the paper's encoder behind auden's :class:`AudioEncoder` interface.
 
+``flavor: icefall`` builds icefall's Zipformer2 instead (its front end, positional
+encoding, attention scaling, norms, bypasses and downsampling), which computes, for each
+clip of a padded batch, what icefall computes for that clip alone (icefall itself lets
+padding leak into the last frames of shorter clips; auden masks it).
+
 Example::
 
     encoder = ZipformerEncoder(resolve_zipformer_config("tiny"))
@@ -19,21 +24,29 @@ from auden.models.encoders.base import AudioEncoder
 from auden.models.encoders.zipformer.block import ZipformerStack, padding_mask
 from auden.models.encoders.zipformer.config import ZipformerConfig, resolve_zipformer_config
 from auden.models.encoders.zipformer.folder import read_model_folder, write_model_folder
-from auden.models.encoders.zipformer.frontend import ConvFrontEnd
+from auden.models.encoders.zipformer.frontend import ConvFrontEnd, IcefallConvFrontEnd
 from auden.models.encoders.zipformer.layers import Downsample, convert_num_channels
 from auden.models.outputs import EncoderOutput
 
 logger = logging.getLogger(__name__)
 
 
-def zipformer_output_lengths(feature_lens: torch.Tensor) -> torch.Tensor:
-    """Exact 25 Hz output length of a 100 Hz input of ``T >= 1`` frames: ``ceil(T / 4)``.
+def zipformer_output_lengths(feature_lens: torch.Tensor, flavor: str = "auden") -> torch.Tensor:
+    """Exact 25 Hz output length of a 100 Hz input of ``T`` frames: ``ceil(T / 4)``.
 
     The front end gives ``T50 = ceil(T / 2)`` (stride-2 convolution, padding 1); every
     stack keeps ``T50`` (it downsamples to ``ceil(T50 / d)`` and upsamples back); the final
-    learned 2x downsampling gives ``ceil(T50 / 2) = ceil(T / 4)``.
+    learned 2x downsampling gives ``ceil(T50 / 2) = ceil(T / 4)``. icefall's unpadded front
+    end gives ``T50 = (T - 7) // 2``, hence ``((T - 7) // 2 + 1) // 2`` (``T >= 9``).
     """
+    if flavor == "icefall":
+        return ((feature_lens - 7) // 2 + 1) // 2
     return (feature_lens + 3) // 4
+
+
+def min_input_frames(flavor: str) -> int:
+    """The shortest input that yields one output frame."""
+    return 9 if flavor == "icefall" else 1
 
 
 def _full_dim_output(outputs: list[torch.Tensor]) -> torch.Tensor:
@@ -54,13 +67,15 @@ class ZipformerEncoder(AudioEncoder):
         super().__init__()
         self.config = resolve_zipformer_config(config)
         cfg = self.config
-        self.frontend = ConvFrontEnd(
+        icefall = cfg.flavor == "icefall"
+        frontend = IcefallConvFrontEnd if icefall else ConvFrontEnd
+        self.frontend = frontend(
             cfg.num_mel_bins, cfg.frontend_channels, cfg.encoder_dims[0], cfg.use_k2_swoosh
         )
         self.stacks = nn.ModuleList(
             ZipformerStack(cfg, i) for i in range(len(cfg.downsampling_factors))
         )
-        self.output_downsample = Downsample(2)
+        self.output_downsample = Downsample(2, repeat_last=icefall)
 
     @property
     def output_dim(self) -> int:
@@ -71,7 +86,7 @@ class ZipformerEncoder(AudioEncoder):
         return 25.0
 
     def output_lengths(self, feature_lens: torch.Tensor) -> torch.Tensor:
-        return zipformer_output_lengths(feature_lens)
+        return zipformer_output_lengths(feature_lens, self.config.flavor)
 
     def forward(self, features: torch.Tensor, feature_lens: torch.Tensor) -> EncoderOutput:
         if features.dim() != 3 or features.shape[-1] != self.config.num_mel_bins:
@@ -83,9 +98,11 @@ class ZipformerEncoder(AudioEncoder):
             raise ValueError(
                 f"feature_lens has {feature_lens.shape[0]} entries for {features.shape[0]} rows"
             )
-        if int(feature_lens.min()) < 1 or int(feature_lens.max()) > features.shape[1]:
+        shortest = min_input_frames(self.config.flavor)
+        if int(feature_lens.min()) < shortest or int(feature_lens.max()) > features.shape[1]:
             raise ValueError(
-                f"feature_lens must lie in [1, {features.shape[1]}], got {feature_lens.tolist()}"
+                f"feature_lens must lie in [{shortest}, {features.shape[1]}] for a "
+                f"{self.config.flavor}-flavour zipformer, got {feature_lens.tolist()}"
             )
         feature_lens = feature_lens.to(device=features.device, dtype=torch.int64)
         x, lens = self.frontend(features, feature_lens)

@@ -41,15 +41,20 @@ class BiasNorm(nn.Module):
 
 
 class Bypass(nn.Module):
-    """Learned per-channel interpolation ``x_in + c * (x_out - x_in)``, c clamped to [min, 1]."""
+    """Learned per-channel interpolation ``x_in + c * (x_out - x_in)``, c clamped to [min, 1].
 
-    def __init__(self, dim: int, min_scale: float = 0.0, init: float = 0.5) -> None:
+    ``min_scale=None`` leaves c unclamped: icefall clamps only while training, so its
+    released scales can lie outside [0.2, 1] and are used as they are.
+    """
+
+    def __init__(self, dim: int, min_scale: float | None = 0.0, init: float = 0.5) -> None:
         super().__init__()
         self.scale = nn.Parameter(torch.full((dim,), init))
         self.min_scale = min_scale
 
     def forward(self, x_in: torch.Tensor, x_out: torch.Tensor) -> torch.Tensor:
-        return x_in + self.scale.clamp(self.min_scale, 1.0) * (x_out - x_in)
+        scale = self.scale if self.min_scale is None else self.scale.clamp(self.min_scale, 1.0)
+        return x_in + scale * (x_out - x_in)
 
 
 class FeedForward(nn.Module):
@@ -94,20 +99,28 @@ def downsampled_lengths(lens: torch.Tensor, factor: int) -> torch.Tensor:
 class Downsample(nn.Module):
     """Learned weighted average of each group of ``factor`` consecutive frames.
 
-    The group weights are a softmax over learned logits, renormalised over the valid
-    frames of the group, so the last, partial group of a clip never sees padding.
-    Output length is ``ceil(T / factor)``.
+    The group weights are a softmax over learned logits. The last, partial group of a
+    clip never sees padding: by default its weights are renormalised over its valid
+    frames; with ``repeat_last`` (icefall's way) it is completed with copies of the clip's
+    last frame, which is what icefall does for a clip alone. Output length ``ceil(T / factor)``.
     """
 
-    def __init__(self, factor: int) -> None:
+    def __init__(self, factor: int, repeat_last: bool = False) -> None:
         super().__init__()
         self.factor = factor
+        self.repeat_last = repeat_last
         self.logits = nn.Parameter(torch.zeros(factor))
 
     def forward(self, x: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         d = self.factor
         batch, t, dim = x.shape
         t_out = (t + d - 1) // d
+        if self.repeat_last:
+            frame = torch.arange(t_out * d, device=x.device)[None, :]
+            index = torch.minimum(frame, (lens - 1)[:, None]).unsqueeze(-1).expand(-1, -1, dim)
+            x = x.gather(1, index).view(batch, t_out, d, dim)
+            weights = self.logits.softmax(dim=0)[:, None]
+            return (x * weights).sum(dim=2), downsampled_lengths(lens, d)
         x = nn.functional.pad(x, (0, 0, 0, t_out * d - t))
         valid = torch.arange(t_out * d, device=x.device)[None, :] < lens[:, None]
         x = x.masked_fill(~valid.unsqueeze(-1), 0.0).view(batch, t_out, d, dim)
