@@ -138,7 +138,7 @@ def test_save_from_pretrained_and_transformers_automodel_give_identical_logits(m
 def test_frozen_modules_get_no_gradients_and_stay_in_eval_mode(llm_folder):
     torch.manual_seed(0)
     config = tiny_config(llm_folder)
-    config.audio_encoder.frozen = True
+    config.audio_encoder.train = "frozen"
     config.llm.frozen = True
     model = AudioLlm.from_config(config)
     model.train()
@@ -158,7 +158,7 @@ def test_frozen_modules_get_no_gradients_and_stay_in_eval_mode(llm_folder):
 def test_lora_trains_only_adapters_and_merged_export_equals_unmerged(llm_folder, tmp_path):
     torch.manual_seed(0)
     config = tiny_config(llm_folder)
-    config.audio_encoder.frozen = True
+    config.audio_encoder.train = "frozen"
     config.llm = LlmConfig(pretrained_model=str(llm_folder), lora=LoraConfig(enabled=True, r=4))
     model = AudioLlm.from_config(config)
     llm_trainable = [n for n, p in model.llm.named_parameters() if p.requires_grad]

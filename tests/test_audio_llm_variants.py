@@ -51,7 +51,7 @@ def test_checkpoint_of_trainable_params_rebuilds_the_same_model(llm_folder, tmp_
     WhisperEncoder("tiny-test").save_pretrained(tmp_path / "whisper")
     config = tiny_config(llm_folder)
     config.audio_encoder = AudioEncoderConfig(
-        model_type="whisper", pretrained_model=str(tmp_path / "whisper"), frozen=True
+        model_type="whisper", pretrained_model=str(tmp_path / "whisper"), train="frozen"
     )
     config.llm.lora = LoraConfig(enabled=True, r=4)
     model = AudioLlm.from_config(config)
@@ -82,7 +82,8 @@ def test_checkpoint_of_trainable_params_rebuilds_the_same_model(llm_folder, tmp_
 def test_encoder_lora_trains_adapters_only_and_is_merged_on_export(llm_folder, tmp_path):
     torch.manual_seed(0)
     config = tiny_config(llm_folder)
-    config.audio_encoder.lora = LoraConfig(enabled=True, r=4, target_modules=["q_proj", "v_proj"])
+    config.audio_encoder.train = "lora"
+    config.audio_encoder.lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"])
     model = AudioLlm.from_config(config)
     enc_trainable = [n for n, p in model.audio_encoder.named_parameters() if p.requires_grad]
     assert enc_trainable and all("lora_" in n for n in enc_trainable)

@@ -199,6 +199,34 @@ def test_audio_llm_with_frozen_llm_and_lora_resumes_exactly(
     assert llm_keys and all("lora_" in k for k in llm_keys)  # the frozen base is not copied
 
 
+def test_audio_llm_adapting_its_top_encoder_layers_with_joint_ctc_resumes_exactly(
+    training_setup, tiny_llm_folder, tmp_path
+):
+    """Encoder top layers + joint CTC head + LoRA, each part at its own learning rate."""
+    from auden.models.audio_llm import JointCtcConfig
+
+    def cfg(exp, **kw):
+        c = _audio_llm_config(training_setup, tiny_llm_folder, exp, save_every_n=2, **kw)
+        c.model.audio_encoder.train = "top_layers"
+        c.model.audio_encoder.top_layers = 2
+        c.model.ctc = JointCtcConfig(weight=0.3)
+        c.trainer.optimizer.part_lr = {"audio_encoder": 3e-4, "ctc_head": 3e-3}
+        return c
+
+    torch.manual_seed(0)
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(cfg(full, num_steps=4))
+    train(cfg(part, num_steps=2))
+    train(cfg(part, num_steps=4, start_batch=2))
+    a, b = load_checkpoint(full / "checkpoint-4.pt"), load_checkpoint(part / "checkpoint-4.pt")
+    assert _max_diff(a["model"], b["model"]) <= 1e-6
+    assert any(k.startswith("ctc_head.") for k in a["model"])
+    encoder_keys = [k for k in a["model"] if k.startswith("audio_encoder.")]
+    assert encoder_keys and not any("frontend" in k for k in encoder_keys)  # bottom stays frozen
+    lrs = sorted(g["initial_lr"] for g in a["optimizer"]["param_groups"])
+    assert lrs == [1e-4, 3e-4, 3e-3]  # the default lr (projector, LoRA), encoder, CTC head
+
+
 @pytest.mark.parametrize(
     "key, value", [("grad_accum", 0), ("save_every_n", 0), ("average_period", -1)]
 )

@@ -109,6 +109,8 @@ def make_tiny_corpus(
                     "answer": _sentence(rng, 1),
                     "instruction": "Say something about the clip.",
                     "response": _sentence(rng, 2),
+                    # an utterance label for label heads; the first cut has none
+                    **({"pitch": "low" if i < num_cuts // 2 else "high"} if i else {}),
                 },
             )
         )

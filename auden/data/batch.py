@@ -24,6 +24,11 @@ class AudioBatch:
     tasks: list[str]
     prompts: list[str]
     cuts: list[Cut] = field(default_factory=list)
+    # What auxiliary losses learn, whatever task a row was drawn for: the transcript of
+    # each clip ("" where it has none) and its categorical labels, one list per
+    # ``supervision.custom`` string field (None where a clip lacks the field).
+    texts: list[str] = field(default_factory=list)
+    labels: dict[str, list[str | None]] = field(default_factory=dict)
     # Cuts of this batch dropped because their audio/features could not be read
     # (``data.bad_cut=skip``); the trainer counts and logs them.
     skipped_cut_ids: list[str] = field(default_factory=list)

@@ -173,7 +173,26 @@ class AudioLlmDataset(torch.utils.data.Dataset):
             prompts=prompts,
             cuts=kept,
             skipped_cut_ids=skipped,
+            texts=[transcript_of(c) for c in kept],
+            labels=labels_of(kept),
         )
+
+
+def transcript_of(cut: Cut) -> str:
+    """The words spoken in a cut ("" when it has none, e.g. a sound event)."""
+    return (cut.supervisions[0].text or "") if cut.supervisions else ""
+
+
+def labels_of(cuts: Sequence[Cut]) -> dict[str, list[str | None]]:
+    """Every string field of the cuts' ``supervision.custom``, as one list per field."""
+    customs = [(c.supervisions[0].custom or {}) if c.supervisions else {} for c in cuts]
+    names = sorted({k for custom in customs for k, v in custom.items() if isinstance(v, str)})
+
+    def value(custom: dict, name: str) -> str | None:
+        v = custom.get(name)
+        return v if isinstance(v, str) else None
+
+    return {name: [value(custom, name) for custom in customs] for name in names}
 
 
 def prompts_of_cut(cut: Cut, task: str) -> PromptSet:

@@ -66,6 +66,11 @@ class EvalConfig:
     seed: int = 42  # prompt draws
     device: str = "auto"  # auto | cpu | cuda | cuda:<i>
     suffix: str = ""  # appended to the result file names
+    # "" decodes the model itself. "cascade": the encoder's greedy CTC words given to the
+    # LLM as text (its own joint-CTC head, or baseline_ctc_model); "text": the reference
+    # words given to the LLM (the ceiling). Both use the LLM with its adapters off.
+    baseline: str = ""
+    baseline_ctc_model: str = ""  # a zipformer_ctc export for baseline=cascade
 
 
 def register_configs() -> None:

@@ -15,6 +15,7 @@ with the hypothesis. Results land in ``exp_dir/<decoding_method>/`` (see
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,14 +26,16 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from auden.checkpoint import CheckpointSpec, load_checkpoint, load_model, resolve_checkpoint
+from auden.data.batch import AudioBatch
 from auden.data.config import DataConfig, DataSource, FeatureKind, SamplerConfig, load_data_config
 from auden.data.dataset import AudioLlmDataset
 from auden.data.loader import build_inputs
 from auden.data.mixing import concat_sources
 from auden.data.sampler import build_sampler
 from auden.decoding.config import EvalConfig, as_eval_config
-from auden.decoding.metrics import DecodedUtterance, TaskScores, score_utterances
+from auden.decoding.metrics import LABEL_TASK, DecodedUtterance, TaskScores, score_utterances
 from auden.decoding.writers import format_table, write_results
+from auden.models.ctc import batch_transcripts
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,81 @@ def build_test_loader(
     return loader, num_cuts
 
 
+@dataclass
+class Decoder:
+    """One way of decoding a batch: hypotheses and references, one per row.
+
+    A ``None`` reference leaves the row out (e.g. a clip without the label scored).
+    """
+
+    suffix: str  # appended to the test set's name ("" for the model's own replies)
+    task: str  # how the results are scored
+    hypotheses: Callable[[AudioBatch], list[str]]
+    references: Callable[[AudioBatch], list[str | None]]
+
+
+def model_decoder(
+    model: nn.Module, task: str, *, decoding_method: str, beam_size: int, max_new_tokens: int
+) -> Decoder:
+    def hypotheses(batch: AudioBatch) -> list[str]:
+        return model.decode(
+            batch, decoding_method=decoding_method, beam_size=beam_size,
+            max_new_tokens=max_new_tokens,
+        )
+
+    return Decoder("", task, hypotheses, lambda batch: list(batch.targets))
+
+
+def auxiliary_decoders(model: nn.Module, task: str) -> list[Decoder]:
+    """What a model reports beside its replies, on transcribe test sets: the greedy CTC
+    transcripts of an audio LLM's joint-CTC head, the predictions of label heads."""
+    if task != "transcribe":
+        return []
+    decoders = []
+    if getattr(model, "ctc_head", None) is not None and hasattr(model, "decode_ctc"):
+        decoders.append(Decoder("_ctc", "transcribe", model.decode_ctc, batch_transcripts))
+    heads = getattr(model, "label_heads", None)
+    for name in heads.fields if heads is not None else []:
+        decoders.append(
+            Decoder(
+                f"_{name}",
+                LABEL_TASK,
+                lambda batch, name=name: model.classify(batch)[name],
+                lambda batch, name=name: batch.labels.get(name) or [None] * len(batch),
+            )
+        )
+    return decoders
+
+
+def baseline_decoder(
+    model: nn.Module, task: str, baseline: str, ctc_model: nn.Module | None, max_new_tokens: int
+) -> Decoder | None:
+    """The LLM of ``model`` given words as text instead of the audio (None: not scored).
+
+    ``text`` gives it the reference words (the ceiling of an end-to-end model; there is
+    nothing to score on transcribe). ``cascade`` gives it the encoder's CTC words; on
+    transcribe, the CTC words are the cascade's transcript.
+    """
+    if baseline == "text" and task == "transcribe":
+        return None
+    if not hasattr(model, "generate_from_text"):
+        raise ValueError(f"baseline={baseline} needs an audio LLM, not {type(model).__name__}")
+
+    def words(batch: AudioBatch) -> list[str]:
+        if baseline == "text":
+            return batch_transcripts(batch)
+        return ctc_model.decode(batch) if ctc_model is not None else model.decode_ctc(batch)
+
+    def hypotheses(batch: AudioBatch) -> list[str]:
+        spoken = words(batch)
+        if task == "transcribe":
+            return spoken
+        messages = [m[:-1] if m and m[-1]["role"] == "assistant" else m for m in batch.messages]
+        return model.generate_from_text(spoken, messages, max_new_tokens=max_new_tokens)
+
+    return Decoder("", task, hypotheses, lambda batch: list(batch.targets))
+
+
 @torch.no_grad()
 def decode_utterances(
     model: nn.Module,
@@ -106,24 +184,41 @@ def decode_utterances(
     desc: str = "decoding",
 ) -> list[DecodedUtterance]:
     """Run ``model.decode`` over every batch; one result per cut, with its prompt."""
-    results: list[DecodedUtterance] = []
+    decoder = model_decoder(
+        model, "", decoding_method=decoding_method, beam_size=beam_size,
+        max_new_tokens=max_new_tokens,
+    )
+    return run_decoders([decoder], loader, device=device, total=total, desc=desc)[0]
+
+
+@torch.no_grad()
+def run_decoders(
+    decoders: list[Decoder],
+    loader: DataLoader,
+    *,
+    device: str | torch.device = "cpu",
+    total: int | None = None,
+    desc: str = "decoding",
+) -> list[list[DecodedUtterance]]:
+    """Every decoder over every batch (the batches are read once); results per decoder."""
+    results: list[list[DecodedUtterance]] = [[] for _ in decoders]
     with tqdm(total=total, desc=desc, unit="utt", dynamic_ncols=True) as bar:
         for batch in loader:
-            hyps = model.decode(
-                batch.to(device),
-                decoding_method=decoding_method,
-                beam_size=beam_size,
-                max_new_tokens=max_new_tokens,
-            )
-            if len(hyps) != len(batch):
-                raise RuntimeError(
-                    f"model.decode returned {len(hyps)} hypotheses for a batch of {len(batch)} "
-                    f"(cuts {batch.cut_ids[:3]}...)"
-                )
-            for cut_id, task, prompt, ref, hyp in zip(
-                batch.cut_ids, batch.tasks, batch.prompts, batch.targets, hyps
-            ):
-                results.append(DecodedUtterance(cut_id, task, prompt, ref, hyp))
+            batch = batch.to(device)
+            for decoder, out in zip(decoders, results):
+                hyps = decoder.hypotheses(batch)
+                refs = decoder.references(batch)
+                if len(hyps) != len(batch) or len(refs) != len(batch):
+                    raise RuntimeError(
+                        f"decoding{decoder.suffix or ''} returned {len(hyps)} hypotheses and "
+                        f"{len(refs)} references for a batch of {len(batch)} "
+                        f"(cuts {batch.cut_ids[:3]}...)"
+                    )
+                for cut_id, task, prompt, ref, hyp in zip(
+                    batch.cut_ids, batch.tasks, batch.prompts, refs, hyps
+                ):
+                    if ref is not None:
+                        out.append(DecodedUtterance(cut_id, decoder.task or task, prompt, ref, hyp))
             bar.update(len(batch))
     return results
 
@@ -143,6 +238,8 @@ def result_suffix(cfg: EvalConfig, averaging_method: str | None) -> str:
         parts.append("use-averaged-model")
     if _method(cfg) == "beam_search":
         parts.append(f"beam-{cfg.beam_size}")
+    if cfg.baseline:
+        parts.append(f"baseline-{cfg.baseline}")
     if cfg.suffix:
         parts.append(cfg.suffix)
     return "-".join(parts)
@@ -177,8 +274,36 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
     out_dir = exp_dir / _method(cfg)
     torch.manual_seed(cfg.seed)
 
+    baseline = cfg.baseline
+    if baseline not in ("", "cascade", "text"):
+        raise ValueError(f"baseline must be '', 'cascade' or 'text', got '{baseline}'")
+    ctc_model = None
+    if baseline == "cascade" and cfg.baseline_ctc_model:
+        from auden.models.ctc import CtcModel
+
+        ctc_model = CtcModel.from_pretrained(cfg.baseline_ctc_model).to(device).eval()
+    elif baseline == "cascade" and getattr(model, "ctc_head", None) is None:
+        raise ValueError(
+            "baseline=cascade needs CTC words: the model has no joint-CTC head "
+            "(model.ctc.weight=0), so give baseline_ctc_model=<a zipformer_ctc export>"
+        )
+
     results = []
     for source in sources:
+        if baseline:
+            main = baseline_decoder(model, source.task, baseline, ctc_model, cfg.max_new_tokens)
+            if main is None:
+                continue
+            decoders = [main]
+        else:
+            decoders = [
+                model_decoder(
+                    model, "", decoding_method=_method(cfg),
+                    beam_size=cfg.beam_size if _method(cfg) == "beam_search" else 1,
+                    max_new_tokens=cfg.max_new_tokens,
+                ),
+                *auxiliary_decoders(model, source.task),
+            ]
         loader, num_cuts = build_test_loader(
             source,
             data,
@@ -187,30 +312,23 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
             num_buckets=cfg.data.num_buckets,
             prompt_file=cfg.prompt_file,
         )
-        utts = decode_utterances(
-            model,
-            loader,
-            decoding_method=_method(cfg),
-            beam_size=cfg.beam_size if _method(cfg) == "beam_search" else 1,
-            max_new_tokens=cfg.max_new_tokens,
-            device=device,
-            total=num_cuts,
-            desc=source.name,
-        )
-        if len(utts) != num_cuts:  # the sampler must not drop a cut (e.g. one > max_duration)
+        decoded = run_decoders(decoders, loader, device=device, total=num_cuts, desc=source.name)
+        if len(decoded[0]) != num_cuts:  # the sampler must not drop a cut (e.g. one > max_duration)
             raise RuntimeError(
-                f"test set '{source.name}': decoded {len(utts)} of its {num_cuts} cuts"
+                f"test set '{source.name}': decoded {len(decoded[0])} of its {num_cuts} cuts"
             )
-        scores, scored = score_utterances(source.name, source.task, utts)
-        files = write_results(out_dir, source.name, suffix, scores, scored)
-        logger.info(
-            "%s (%s): %s; wrote %s",
-            source.name,
-            source.task,
-            ", ".join(f"{k} {v}" for k, v in scores.as_rows()),
-            files["recogs"],
-        )
-        results.append(TestSetResult(scores=scores, files=files, utterances=utts))
+        for decoder, utts in zip(decoders, decoded):
+            name = source.name + decoder.suffix
+            scores, scored = score_utterances(name, decoder.task or source.task, utts)
+            files = write_results(out_dir, name, suffix, scores, scored)
+            logger.info(
+                "%s (%s): %s; wrote %s",
+                name,
+                scores.task,
+                ", ".join(f"{k} {v}" for k, v in scores.as_rows()),
+                files["recogs"],
+            )
+            results.append(TestSetResult(scores=scores, files=files, utterances=utts))
     result = EvalResult(checkpoint=path, out_dir=out_dir, suffix=suffix, test_sets=results)
     logger.info("results of %s (%s):\n%s", path.name, suffix, result.table)
     return result

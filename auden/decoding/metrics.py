@@ -103,8 +103,9 @@ class TaskScores:
         return rows
 
 
+LABEL_TASK = "label"  # an utterance label (gender, speed...) predicted by a label head
 WORD_ERROR_TASKS = {"transcribe", "continue", "describe", "instruct"}
-EXACT_MATCH_TASKS = {"answer", "continue", "describe", "instruct"}
+EXACT_MATCH_TASKS = {"answer", "continue", "describe", "instruct", LABEL_TASK}
 
 
 def align(ref: list[str], hyp: list[str]) -> list[tuple[str, str]]:

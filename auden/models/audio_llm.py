@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,11 @@ from auden.auto.auto_config import AutoConfig, config_to_dict
 from auden.data.batch import AudioBatch
 from auden.models.atomic_folder import save_folder_atomically
 from auden.models.chat_inputs import IGNORE_INDEX, ChatTokenizer
+from auden.models.ctc import batch_transcripts
 from auden.models.encoders.base import AudioEncoder, encoder_class
-from auden.models.lora import LoraConfig, add_lora, base_module, merged_copy
-from auden.models.outputs import ModelOutput
+from auden.models.heads import ctc_greedy, ctc_loss
+from auden.models.lora import LoraConfig, add_lora, base_module, is_lora, merged_copy
+from auden.models.outputs import EncoderOutput, ModelOutput
 from auden.models.projector import Projector, ProjectorConfig
 from auden.models.weights_io import load_weights, save_weights
 
@@ -44,19 +47,40 @@ FEATURE_KIND = {"whisper": "whisper_fbank", "zipformer": "fbank"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+ENCODER_TRAINING = ("frozen", "lora", "top_layers", "full")
+
+
 @dataclass
 class AudioEncoderConfig:
     """``config``: a preset name or config.json path, used when ``pretrained_model`` is empty.
 
+    ``train`` says what of the encoder learns: ``frozen`` (nothing; eval mode), ``lora``
+    (adapters on its linear layers, ``lora.target_modules`` or the encoder's defaults),
+    ``top_layers`` (its last ``top_layers`` layers) or ``full``. A small LLM reads only
+    what the encoder already offers unless the encoder may adapt to it.
     ``pad_to_30s`` (Whisper only) pads every clip to 30 s as pretrained Whisper expects.
     """
 
     model_type: str = "zipformer"
     pretrained_model: str = ""
     config: Any = ""
-    frozen: bool = False
+    train: str = "full"
+    top_layers: int = 0
     pad_to_30s: bool = False
     lora: LoraConfig = field(default_factory=lambda: LoraConfig(target_modules=[]))
+
+
+@dataclass
+class JointCtcConfig:
+    """An auxiliary CTC loss on the encoder frames, over the LLM's own tokens.
+
+    With ``weight > 0`` the loss is ``llm_loss + weight * ctc_loss``; the CTC head comes
+    from a ``zipformer_ctc`` ``audio_encoder.pretrained_model`` when it has one, else it
+    starts at random. It keeps an adapting encoder transcribing, and evaluate.py reports
+    its greedy CTC WER beside the LLM's.
+    """
+
+    weight: float = 0.0
 
 
 @dataclass
@@ -84,6 +108,7 @@ class AudioLlmConfig:
     audio_encoder: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
+    ctc: JointCtcConfig = field(default_factory=JointCtcConfig)
     audio_token: str = "<|AUDIO|>"
 
 
@@ -93,7 +118,12 @@ class AudioLlm(nn.Module):
     model_type = "audio_llm"
 
     def __init__(
-        self, config: AudioLlmConfig, audio_encoder: AudioEncoder, llm: nn.Module, tokenizer
+        self,
+        config: AudioLlmConfig,
+        audio_encoder: AudioEncoder,
+        llm: nn.Module,
+        tokenizer,
+        ctc_head_state: dict[str, torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -105,11 +135,16 @@ class AudioLlm(nn.Module):
         self.projector = Projector(config.projector, audio_encoder.output_dim, llm_dim)
         self.llm = llm
 
-        enc, llm_cfg = config.audio_encoder, config.llm
-        if enc.lora.enabled:
-            self.audio_encoder = add_lora(audio_encoder, enc.lora, "model.audio_encoder")
-        elif enc.frozen:
-            self.audio_encoder.requires_grad_(False)
+        self.ctc_head = None
+        if config.ctc.weight > 0:
+            self.ctc_head = nn.Linear(audio_encoder.output_dim, len(tokenizer) + 1)
+            if ctc_head_state is not None:
+                self._load_ctc_head(ctc_head_state)
+        elif config.ctc.weight < 0:
+            raise ValueError(f"model.ctc.weight must be >= 0, got {config.ctc.weight}")
+
+        llm_cfg = config.llm
+        self._frozen_encoder_layers = self._set_encoder_training(config.audio_encoder)
         if llm_cfg.lora.enabled:
             self.llm = add_lora(llm, llm_cfg.lora, "model.llm")
         elif llm_cfg.frozen:
@@ -132,7 +167,7 @@ class AudioLlm(nn.Module):
             encoder = enc_cls.from_pretrained(enc_cfg.pretrained_model, **extra)
         elif enc_cfg.config:
             encoder = enc_cls(enc_cfg.config, **extra)
-            if enc_cfg.frozen and not enc_cfg.lora.enabled:
+            if enc_cfg.train == "frozen":
                 logger.warning(
                     "model.audio_encoder is frozen but has no pretrained_model: its random "
                     "weights will never train and are not stored in training checkpoints"
@@ -150,7 +185,10 @@ class AudioLlm(nn.Module):
             attn_implementation=llm_cfg.attn_implementation,
         )
         tokenizer = AutoTokenizer.from_pretrained(llm_cfg.pretrained_model)
-        return cls(config, encoder, llm, tokenizer)
+        head = None
+        if config.ctc.weight > 0 and enc_cfg.pretrained_model:
+            head = _pretrained_ctc_head(enc_cfg.pretrained_model)
+        return cls(config, encoder, llm, tokenizer, ctc_head_state=head)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, *args: Any, **kwargs: Any) -> AudioLlm:
@@ -186,11 +224,10 @@ class AudioLlm(nn.Module):
         llm = merged_copy(self.llm)
         config = self.resolved_config(encoder, llm)
         state = {}
-        for prefix, module in (
-            ("audio_encoder", encoder),
-            ("projector", self.projector),
-            ("llm", llm),
-        ):
+        parts = [("audio_encoder", encoder), ("projector", self.projector), ("llm", llm)]
+        if self.ctc_head is not None:
+            parts.append(("ctc_head", self.ctc_head))
+        for prefix, module in parts:
             state.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
 
         def write(tmp: Path) -> None:
@@ -216,6 +253,8 @@ class AudioLlm(nn.Module):
                 c.audio_encoder,
                 pretrained_model="",
                 config=enc_dict,
+                # LoRA is merged into the exported weights: the folder holds a plain encoder.
+                train="full" if c.audio_encoder.train == "lora" else c.audio_encoder.train,
                 lora=replace(c.audio_encoder.lora, enabled=False),
             ),
             llm=replace(
@@ -230,23 +269,74 @@ class AudioLlm(nn.Module):
     def train(self, mode: bool = True) -> AudioLlm:
         """Frozen parts with nothing to train stay in eval mode (no dropout, no layer skipping)."""
         super().train(mode)
-        for module in (self.audio_encoder, self.llm):
+        for module in (self.audio_encoder, self.llm, *self._frozen_encoder_layers):
             if not any(p.requires_grad for p in module.parameters()):
                 module.eval()
         return self
+
+    def _set_encoder_training(self, enc: AudioEncoderConfig) -> list[nn.Module]:
+        """Freeze what ``audio_encoder.train`` keeps fixed; returns the frozen layers."""
+        if enc.train not in ENCODER_TRAINING:
+            raise ValueError(
+                f"model.audio_encoder.train '{enc.train}' is not one of {list(ENCODER_TRAINING)}"
+            )
+        if enc.lora.enabled and enc.train != "lora":
+            raise ValueError(
+                "model.audio_encoder.lora.enabled is set: use model.audio_encoder.train=lora"
+            )
+        if enc.train == "full":
+            return []
+        if enc.train == "lora":
+            targets = list(enc.lora.target_modules) or list(self.audio_encoder.lora_targets)
+            lora = replace(enc.lora, enabled=True, target_modules=targets)
+            self.audio_encoder = add_lora(self.audio_encoder, lora, "model.audio_encoder")
+            return []
+        self.audio_encoder.requires_grad_(False)
+        if enc.train == "frozen":
+            return []
+        layers = self.audio_encoder.layers()
+        if not 1 <= enc.top_layers <= len(layers):
+            raise ValueError(
+                f"model.audio_encoder.top_layers must lie in [1, {len(layers)}] (the encoder's "
+                f"layers) with train=top_layers, got {enc.top_layers}"
+            )
+        for layer in layers[-enc.top_layers :]:
+            layer.requires_grad_(True)
+        return layers[: -enc.top_layers]
+
+    def _load_ctc_head(self, state: dict[str, torch.Tensor]) -> None:
+        expected = tuple(self.ctc_head.weight.shape)
+        if tuple(state["weight"].shape) != expected:
+            logger.warning(
+                "the pretrained CTC head has shape %s, the audio LLM needs %s (encoder dim x "
+                "tokenizer size + 1): starting a new head",
+                tuple(state["weight"].shape),
+                expected,
+            )
+            return
+        self.ctc_head.load_state_dict(state)
+        logger.info("joint CTC starts from the encoder's pretrained CTC head")
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Only the parameters that train (what a training checkpoint stores)."""
         return {n: p.detach() for n, p in self.named_parameters() if p.requires_grad}
 
     # ------------------------------------------------------------------ the model
-    def encode_audio(
-        self, features: torch.Tensor, feature_lens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features -> projected audio frames ``[B, N, llm_dim]`` and their lengths ``[B]``."""
+    def run_encoder(self, features: torch.Tensor, feature_lens: torch.Tensor) -> EncoderOutput:
+        """The encoder's frames, with gradients only when some of it trains."""
         enc_trains = any(p.requires_grad for p in self.audio_encoder.parameters())
         with torch.set_grad_enabled(enc_trains and torch.is_grad_enabled()):
-            enc_out = self.audio_encoder(features, feature_lens)
+            return self.audio_encoder(features, feature_lens)
+
+    def encode_audio(
+        self,
+        features: torch.Tensor,
+        feature_lens: torch.Tensor,
+        enc_out: EncoderOutput | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features -> projected audio frames ``[B, N, llm_dim]`` and their lengths ``[B]``."""
+        if enc_out is None:
+            enc_out = self.run_encoder(features, feature_lens)
         frames, lens = self.projector(enc_out.frames, enc_out.lens)
         return frames.to(self.llm.get_input_embeddings().weight.dtype), lens
 
@@ -262,7 +352,11 @@ class AudioLlm(nn.Module):
         return embeds.masked_scatter(audio_mask[:, :, None], audio.to(embeds.dtype))
 
     def compute_logits(
-        self, batch: AudioBatch, *, only_predicting_targets: bool = False
+        self,
+        batch: AudioBatch,
+        *,
+        only_predicting_targets: bool = False,
+        enc_out: EncoderOutput | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced logits and the tokens they predict (IGNORE_INDEX where unlabelled).
 
@@ -271,7 +365,9 @@ class AudioLlm(nn.Module):
         target token in some row are kept, which saves most of the ``L x vocab`` memory.
         """
         device = self.projector.mlp[0].weight.device
-        frames, lens = self.encode_audio(batch.features.to(device), batch.feature_lens.to(device))
+        frames, lens = self.encode_audio(
+            batch.features.to(device), batch.feature_lens.to(device), enc_out
+        )
         names = _clip_names(batch.cuts, len(batch))
         chat = self.chat.encode(batch.messages, lens.tolist(), names, for_generation=False)
         embeds = self._embed(chat, frames, lens)
@@ -288,8 +384,11 @@ class AudioLlm(nn.Module):
         return logits, next_tokens
 
     def forward(self, batch: AudioBatch) -> ModelOutput:
-        """Teacher-forced loss over the assistant replies (mean per target token)."""
-        logits, labels = self.compute_logits(batch, only_predicting_targets=True)
+        """Teacher-forced loss over the assistant replies (mean per target token), plus
+        ``ctc.weight`` times the joint CTC loss (mean per CTC label) when it is on."""
+        device = self.projector.mlp[0].weight.device
+        enc_out = self.run_encoder(batch.features.to(device), batch.feature_lens.to(device))
+        logits, labels = self.compute_logits(batch, only_predicting_targets=True, enc_out=enc_out)
         logits = logits.float()
         target = labels != IGNORE_INDEX
         num_targets = int(target.sum())
@@ -300,7 +399,32 @@ class AudioLlm(nn.Module):
             reduction="sum",
         ) / max(num_targets, 1)
         num_correct = int(((logits.argmax(-1) == labels) & target).sum())
-        return ModelOutput(loss=loss, num_targets=num_targets, num_correct=num_correct)
+        metrics = {}
+        if self.ctc_head is not None:
+            ctc_sum, num_labels = self._ctc_loss(enc_out, batch_transcripts(batch))
+            loss = loss + self.config.ctc.weight * ctc_sum / max(num_labels, 1)
+            metrics["ctc_loss"] = float(ctc_sum.detach())
+        return ModelOutput(
+            loss=loss, num_targets=num_targets, num_correct=num_correct, metrics=metrics
+        )
+
+    def _ctc_log_probs(self, enc_out: EncoderOutput) -> torch.Tensor:
+        return self.ctc_head(enc_out.frames.float()).log_softmax(dim=-1)
+
+    def _ctc_loss(self, enc_out: EncoderOutput, texts: list[str]) -> tuple[torch.Tensor, int]:
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        labels = [[i + 1 for i in row] for row in ids]
+        return ctc_loss(self._ctc_log_probs(enc_out), enc_out.lens, labels)
+
+    @torch.no_grad()
+    def decode_ctc(self, batch: AudioBatch) -> list[str]:
+        """The joint CTC head's greedy transcripts (needs ``ctc.weight > 0``)."""
+        if self.ctc_head is None:
+            raise ValueError("this audio LLM has no CTC head (model.ctc.weight is 0)")
+        device = self.projector.mlp[0].weight.device
+        enc_out = self.run_encoder(batch.features.to(device), batch.feature_lens.to(device))
+        rows = ctc_greedy(self._ctc_log_probs(enc_out), enc_out.lens)
+        return [self.tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
 
     @torch.no_grad()
     def generate(
@@ -337,6 +461,41 @@ class AudioLlm(nn.Module):
             inputs_embeds=embeds, attention_mask=chat.attention_mask.to(device), **kwargs
         )
         texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
+        return [t.strip() for t in texts]
+
+    @torch.no_grad()
+    def generate_from_text(
+        self, texts: list[str], messages: list[list[dict]], **generation_kwargs: Any
+    ) -> list[str]:
+        """The LLM alone, reading ``texts`` where each clip would be: the cascade and
+        text-ceiling baselines. LoRA adapters are off, so this is the LLM the audio LLM
+        was built on (for mini_en: the text-pretrained one)."""
+        rows = []
+        for i, (text, conversation) in enumerate(zip(texts, messages)):
+            spoken = [_audio_as_text(m, self.config.audio_token, text) for m in conversation]
+            rendered = self.chat.segments(spoken, f"row {i}", for_generation=True)[0][0]
+            rows.append(self.tokenizer(rendered, add_special_tokens=False).input_ids)
+        length = max(len(r) for r in rows)
+        device = self.projector.mlp[0].weight.device
+        ids = torch.full((len(rows), length), self.chat.pad_token_id, dtype=torch.int64)
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(rows):
+            ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.int64)
+            mask[i, length - len(row) :] = 1
+        kwargs = {
+            "max_new_tokens": 128,
+            "do_sample": False,
+            "num_beams": 1,
+            "eos_token_id": self._stop_token_ids(),
+            "pad_token_id": self.chat.pad_token_id,
+        }
+        kwargs.update(generation_kwargs)
+        adapters_off = self.llm.disable_adapter() if is_lora(self.llm) else nullcontext()
+        with adapters_off:
+            out = self.llm.generate(
+                input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs
+            )
+        texts = self.tokenizer.batch_decode(out[:, length:], skip_special_tokens=True)
         return [t.strip() for t in texts]
 
     def decode(
@@ -382,6 +541,29 @@ class AudioLlm(nn.Module):
         if configured is not None:
             ids |= set(configured) if isinstance(configured, list) else {configured}
         return sorted(i for i in ids if i is not None)
+
+
+def _audio_as_text(message: dict, audio_token: str, text: str) -> dict:
+    """A message with its audio (token or part) replaced by ``text``."""
+    content = message["content"]
+    if isinstance(content, str):
+        return {**message, "content": content.replace(audio_token, text)}
+    parts = [
+        {"type": "text", "text": text} if p.get("type") == "audio" else p for p in content
+    ]
+    return {**message, "content": parts}
+
+
+def _pretrained_ctc_head(folder: str | Path) -> dict[str, torch.Tensor] | None:
+    """The ``ctc_head.*`` weights of a ``zipformer_ctc`` folder, None for other folders."""
+    from safetensors.torch import load_file
+
+    weights = Path(folder) / "model.safetensors"
+    config = Path(folder) / "config.json"
+    if not config.is_file() or json.loads(config.read_text()).get("model_type") != "zipformer_ctc":
+        return None
+    state = load_file(str(weights))
+    return {k[len("ctc_head.") :]: v for k, v in state.items() if k.startswith("ctc_head.")}
 
 
 def _dtype(name: str) -> torch.dtype:

@@ -21,19 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from auden.data.batch import AudioBatch
-from auden.data.tasks import get_task
 from auden.models.encoders.zipformer import ZipformerEncoder, resolve_zipformer_config
 from auden.models.encoders.zipformer.folder import read_model_folder, write_model_folder
-from auden.models.outputs import ModelOutput
+from auden.models.heads import LabelHeadConfig, LabelHeads, ctc_greedy, ctc_loss
+from auden.models.outputs import EncoderOutput, ModelOutput
 
 logger = logging.getLogger(__name__)
-
-BLANK_ID = 0
 
 
 @dataclass
@@ -54,6 +51,9 @@ class CtcModelConfig:
     # A transformers tokenizer folder (e.g. the recipe's LLM); empty in an exported folder,
     # which carries its own tokenizer files.
     tokenizer: str = ""
+    # Utterance-level labels learnt beside CTC (pooled heads), so that the encoder keeps
+    # what a transcript does not say: the speaker's gender, the speed, the sound...
+    labels: list[LabelHeadConfig] = field(default_factory=list)
 
 
 def _build_encoder(cfg: CtcEncoderConfig) -> ZipformerEncoder:
@@ -88,6 +88,8 @@ class CtcModel(nn.Module):
         self.tokenizer = tokenizer if tokenizer is not None else _load_tokenizer(config.tokenizer)
         self.encoder = encoder if encoder is not None else _build_encoder(config.encoder)
         self.ctc_head = nn.Linear(self.encoder.output_dim, len(self.tokenizer) + 1)
+        labels = [LabelHeadConfig(**_plain(c)) for c in config.labels]
+        self.label_heads = LabelHeads(self.encoder.output_dim, labels) if labels else None
 
     @classmethod
     def from_config(cls, config: CtcModelConfig | dict) -> CtcModel:
@@ -103,9 +105,13 @@ class CtcModel(nn.Module):
 
     def encode(self, batch: AudioBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """CTC log-probabilities ``[B, T', V+1]`` and their lengths."""
+        log_probs, out = self._encode(batch)
+        return log_probs, out.lens
+
+    def _encode(self, batch: AudioBatch) -> tuple[torch.Tensor, EncoderOutput]:
         # SpecAugment is the data pipeline's job (data.augment.spec_augment), not the model's.
         out = self.encoder(batch.features.to(self.device), batch.feature_lens.to(self.device))
-        return self.ctc_head(out.frames).log_softmax(dim=-1), out.lens
+        return self.ctc_head(out.frames).log_softmax(dim=-1), out
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """CTC label ids (tokenizer ids shifted by one past the blank)."""
@@ -126,41 +132,36 @@ class CtcModel(nn.Module):
     @staticmethod
     def transcripts(batch: AudioBatch) -> list[str]:
         """What CTC learns: the transcript of each clip, whatever task the row was drawn for."""
-        texts = []
-        for i, (task, target) in enumerate(zip(batch.tasks, batch.targets)):
-            if task == "transcribe":
-                texts.append(target)
-            elif batch.cuts:
-                texts.append(get_task("transcribe").target(batch.cuts[i]))
-            else:
-                raise ValueError(
-                    f"row {i} has task '{task}' and no cut to read its transcript from; "
-                    "CTC trains on transcribe data"
-                )
-        return texts
+        return batch_transcripts(batch)
 
     def forward(self, batch: AudioBatch) -> ModelOutput:
-        log_probs, lens = self.encode(batch)
+        log_probs, out = self._encode(batch)
+        lens = out.lens
         labels = self.tokenize(self.transcripts(batch))
-        label_lens = torch.tensor([len(x) for x in labels], dtype=torch.int64)
-        too_long = (label_lens > lens.cpu()).nonzero().flatten().tolist()
-        for i in too_long:
-            name = batch.cut_ids[i] if batch.cuts else f"row {i}"
-            logger.warning(
-                "cut '%s': %d CTC labels but only %d encoder frames; it adds no loss",
-                name, int(label_lens[i]), int(lens[i]),
-            )
-        flat = torch.tensor([i for row in labels for i in row], dtype=torch.int64)
-        loss_sum = F.ctc_loss(
-            log_probs.transpose(0, 1), flat.to(self.device), lens, label_lens.to(self.device),
-            blank=BLANK_ID, reduction="sum", zero_infinity=True,
-        )
-        num_targets = max(int(label_lens.sum()), 1)
-        return ModelOutput(
-            loss=loss_sum / num_targets,
-            num_targets=num_targets,
-            metrics={"ctc_loss": float(loss_sum.detach())},
-        )
+        for i, row in enumerate(labels):
+            if len(row) > int(lens[i]):
+                name = batch.cut_ids[i] if batch.cuts else f"row {i}"
+                logger.warning(
+                    "cut '%s': %d CTC labels but only %d encoder frames; it adds no loss",
+                    name, len(row), int(lens[i]),
+                )
+        loss_sum, num_labels = ctc_loss(log_probs, lens, labels)
+        num_targets = max(num_labels, 1)
+        loss = loss_sum / num_targets
+        metrics = {"ctc_loss": float(loss_sum.detach())}
+        if self.label_heads is not None:
+            label_loss, counts = self.label_heads.loss(out, batch.labels)
+            loss = loss + label_loss
+            metrics.update(label_metrics(counts))
+        return ModelOutput(loss=loss, num_targets=num_targets, metrics=metrics)
+
+    @torch.no_grad()
+    def classify(self, batch: AudioBatch) -> dict[str, list[str]]:
+        """The label heads' predictions for every clip (empty without label heads)."""
+        if self.label_heads is None:
+            return {}
+        _, out = self._encode(batch)
+        return self.label_heads.predict(out)
 
     @torch.no_grad()
     def decode(
@@ -178,13 +179,10 @@ class CtcModel(nn.Module):
                 "use 'greedy_search'"
             )
         log_probs, lens = self.encode(batch)
-        best = log_probs.argmax(dim=-1).cpu()
-        texts = []
-        for row, n in zip(best, lens.cpu().tolist()):
-            ids = torch.unique_consecutive(row[:n])
-            ids = [int(i) - 1 for i in ids if int(i) != BLANK_ID]
-            texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
-        return texts
+        return [
+            self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+            for ids in ctc_greedy(log_probs, lens)
+        ]
 
     def export_config(self) -> dict[str, Any]:
         """config.json of an exported folder: self-contained (full encoder config inline)."""
@@ -215,3 +213,30 @@ class CtcModel(nn.Module):
         model = cls(config, tokenizer=_load_tokenizer(folder), encoder=encoder)
         model.load_state_dict(state)
         return model
+
+
+def batch_transcripts(batch: AudioBatch) -> list[str]:
+    """The transcript of every row: ``batch.texts``, or the targets of a transcribe batch."""
+    if len(batch.texts) == len(batch):
+        return list(batch.texts)
+    if all(task == "transcribe" for task in batch.tasks):
+        return list(batch.targets)
+    raise ValueError(
+        "the batch carries no transcripts (AudioBatch.texts) for its non-transcribe rows; "
+        "CTC needs them"
+    )
+
+
+def label_metrics(counts: dict[str, tuple[int, int]]) -> dict[str, float]:
+    """Per-label sums the trainer logs: ``<field>_correct`` and ``<field>_count``."""
+    metrics = {}
+    for name, (correct, counted) in counts.items():
+        metrics[f"{name}_correct"] = float(correct)
+        metrics[f"{name}_count"] = float(counted)
+    return metrics
+
+
+def _plain(c: Any) -> dict:
+    if isinstance(c, LabelHeadConfig):
+        return asdict(c)
+    return {k: (list(v) if k == "classes" else v) for k, v in dict(c).items()}

@@ -52,6 +52,9 @@ class OptimizerConfig:
     eps: float = 1e-8
     weight_decay: float = 0.01  # adamw only
     clipping_scale: float = 2.0  # scaled_adam only: clip at this times the median grad norm
+    # Per-part learning rates: parameter-name prefix -> lr, e.g. {audio_encoder: 2e-4};
+    # parts not named train at ``lr``.
+    part_lr: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -5,7 +5,7 @@ schedules ``eden`` (icefall), ``cosine`` and ``constant``, each with a linear wa
 The trainer calls ``scheduler.step()`` once per optimizer step and ``set_epoch(e)``
 at each epoch start (only eden uses it)::
 
-    optimizer = build_optimizer(trainable_params, cfg.trainer.optimizer)
+    optimizer = build_optimizer(model.named_parameters(), cfg.trainer.optimizer)
     scheduler = build_scheduler(optimizer, cfg.trainer.scheduler, num_steps=cfg.trainer.num_steps)
 """
 
@@ -25,8 +25,42 @@ def _name(x) -> str:
     return getattr(x, "value", x)
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> Optimizer:
-    params = [p for p in params if p.requires_grad]
+def parameter_groups(
+    named_params: Iterable[tuple[str, torch.nn.Parameter]], cfg: OptimizerConfig
+) -> list[dict]:
+    """The trainable parameters in groups: one per ``part_lr`` prefix, the rest at ``lr``.
+
+    ``part_lr`` maps a parameter-name prefix (``audio_encoder``, ``projector``, ``llm``,
+    ``ctc_head``...) to its learning rate; the longest matching prefix wins. A prefix that
+    matches no trainable parameter is an error, so a typo cannot silently do nothing.
+    """
+    part_lr = {str(k): float(v) for k, v in dict(cfg.part_lr or {}).items()}
+    for prefix, lr in part_lr.items():
+        if lr <= 0:
+            raise ValueError(f"trainer.optimizer.part_lr.{prefix} must be > 0, got {lr}")
+    groups: dict[str, list[torch.nn.Parameter]] = {}
+    for name, p in named_params:
+        if not p.requires_grad:
+            continue
+        owner = max(
+            (k for k in part_lr if name == k or name.startswith(k + ".")), key=len, default=""
+        )
+        groups.setdefault(owner, []).append(p)
+    unused = sorted(set(part_lr) - set(groups))
+    if unused:
+        raise ValueError(
+            f"trainer.optimizer.part_lr names {unused}, which hold no trainable parameter"
+        )
+    return [
+        {"params": params, "lr": part_lr.get(owner, cfg.lr), "name": owner or "default"}
+        for owner, params in groups.items()
+    ]
+
+
+def build_optimizer(
+    named_params: Iterable[tuple[str, torch.nn.Parameter]], cfg: OptimizerConfig
+) -> Optimizer:
+    params = parameter_groups(named_params, cfg)
     if not params:
         raise ValueError("the model has no trainable parameter: is everything frozen?")
     betas = tuple(cfg.betas)

@@ -126,7 +126,7 @@ class Trainer:
             # Beside the checkpoints, so that decoding needs nothing from the training set-up.
             self.model.tokenizer.save_pretrained(str(self.exp_dir / "tokenizer"))
         self.dtype = autocast_dtype(_value(t.dtype), dist.device)
-        self.optimizer = build_optimizer(self.model.parameters(), t.optimizer)
+        self.optimizer = build_optimizer(self.model.named_parameters(), t.optimizer)
         self.scheduler = build_scheduler(self.optimizer, t.scheduler, num_steps=t.num_steps)
         self.scaler = torch.amp.GradScaler(
             dist.device.type, enabled=self.dtype == torch.float16

@@ -27,9 +27,15 @@ class AudioEncoder(nn.Module):
     """Base class of every encoder. Subclasses set ``model_type`` and implement the rest."""
 
     model_type: str = ""
+    # The linear layers LoRA adapts when the audio LLM trains the encoder with ``lora``.
+    lora_targets: tuple[str, ...] = ()
 
     @property
     def output_dim(self) -> int:
+        raise NotImplementedError
+
+    def layers(self) -> list[nn.Module]:
+        """The encoder's layers from input to output; ``top_layers: N`` trains the last N."""
         raise NotImplementedError
 
     @property

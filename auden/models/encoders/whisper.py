@@ -95,6 +95,7 @@ class WhisperEncoder(AudioEncoder):
     """Whisper features ``[B, T, F]`` -> 50 Hz frames ``[B, ceil(T/2), d_model]``."""
 
     model_type = "whisper"
+    lora_targets = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 
     def __init__(
         self, config: str | Path | dict | WhisperConfig, pad_to_30s: bool | None = None
@@ -117,6 +118,9 @@ class WhisperEncoder(AudioEncoder):
     @property
     def frame_rate(self) -> float:
         return 50.0
+
+    def layers(self) -> list[nn.Module]:
+        return [*self.encoder.layers, self.encoder.layer_norm]
 
     @property
     def num_mel_bins(self) -> int:

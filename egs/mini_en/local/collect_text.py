@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lhotse import load_manifest
 
-TARGET_FIELDS = ("reply", "description", "answer")
+TARGET_FIELDS = ("reply", "description", "answer", "instruction", "response")
 
 
 def collect(supervisions: Path, prompt_files: list[Path]) -> list[str]:

@@ -83,6 +83,7 @@ TASK_KINDS = {
     "continue": ("dialogue",),
     "describe": ("phrase", "dialogue", "question", "event"),
     "answer": ("question",),
+    "instruct": ("phrase", "dialogue", "question"),  # local/instruct.py
 }
 KIND_SHARES = {"phrase": 0.35, "dialogue": 0.2, "question": 0.3, "event": 0.15}
 HELD_OUT_SHARE = 0.05  # of num_utts, for each of dev, test-seen and test-unseen

@@ -22,8 +22,9 @@ from corpus import TASK_KINDS
 
 RECIPE_DIR = Path(__file__).resolve().parents[1]
 # How often each task is drawn in training (Lhotse mux weights).
-TRAIN_WEIGHTS = {"transcribe": 2.0, "continue": 1.0, "describe": 1.0, "answer": 1.0}
+TRAIN_WEIGHTS = {"transcribe": 2.0, "continue": 1.0, "describe": 1.0, "answer": 1.0, "instruct": 1.0}
 TEST_SPLITS = ("test-seen", "test-unseen")
+INSTRUCTION_TASKS = ("instruct",)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -44,24 +45,29 @@ def make_configs(fbank_dir: Path, prompt_dir: Path, config_dir: Path) -> list[Pa
             raise FileNotFoundError(f"'{path}' does not exist: run stage 2 first")
         return config_path(path)
 
-    def prompt(task: str) -> str:
+    def prompt(task: str) -> str | None:
+        if task in INSTRUCTION_TASKS:
+            return None  # each cut carries its own prompt (supervision.custom["instruction"])
         path = prompt_dir / f"{task}.txt"
         if not path.is_file():
             raise FileNotFoundError(f"prompt file '{path}' for task '{task}' does not exist")
         return config_path(path)
 
+    def entry(**fields) -> dict:
+        return {k: v for k, v in fields.items() if v is not None}
+
     configs = {
         "train_data.yaml": [
-            {"manifest": manifest("train", t), "task": t, "weight": TRAIN_WEIGHTS[t],
-             "prompt_file": prompt(t)} for t in TASK_KINDS
+            entry(manifest=manifest("train", t), task=t, weight=TRAIN_WEIGHTS[t],
+                  prompt_file=prompt(t)) for t in TASK_KINDS
         ],
         "valid_data.yaml": [
-            {"manifest": manifest("dev", t), "task": t, "weight": 1.0, "prompt_file": prompt(t)}
+            entry(manifest=manifest("dev", t), task=t, weight=1.0, prompt_file=prompt(t))
             for t in TASK_KINDS
         ],
         "test_data.yaml": [
-            {"name": f"{split}_{t}", "manifest": manifest(split, t), "task": t,
-             "prompt_file": prompt(t)} for split in TEST_SPLITS for t in TASK_KINDS
+            entry(name=f"{split}_{t}", manifest=manifest(split, t), task=t, prompt_file=prompt(t))
+            for split in TEST_SPLITS for t in TASK_KINDS
         ],
     }
     for name in ("train_data.yaml", "valid_data.yaml", "test_data.yaml"):

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from corpus import SPLITS
+from instruct import make_instruction
 from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
 log = logging.getLogger("make_manifests")
@@ -25,8 +26,11 @@ CUSTOM_FIELDS = ("kind", "description", "voice", "gender", "speed", "pitch", "ra
                  "pitch_value", "reply", "answer", "event")
 
 
-def supervision_for(utt: dict, recording: Recording) -> SupervisionSegment:
+def supervision_for(utt: dict, recording: Recording, split: str) -> SupervisionSegment:
     custom = {k: utt[k] for k in CUSTOM_FIELDS if utt.get(k) is not None}
+    instruct = make_instruction(utt, split)
+    if instruct is not None:
+        custom["instruction"], custom["response"] = instruct
     return SupervisionSegment(
         id=utt["id"], recording_id=recording.id, start=0.0, duration=recording.duration,
         channel=0, text=utt["text"], language="English", speaker=utt.get("voice") or "sox",
@@ -46,7 +50,7 @@ def make_split(plan_file: Path, out_dir: Path, split: str) -> tuple[Path, Path]:
                 raise FileNotFoundError(f"{plan_file}:{line_no}: audio '{wav}' does not exist")
             rec = Recording.from_file(wav, recording_id=utt["id"])
             recordings.append(rec)
-            supervisions.append(supervision_for(utt, rec))
+            supervisions.append(supervision_for(utt, rec, split))
     paths = (out_dir / f"mini_en_recordings_{split}.jsonl.gz",
              out_dir / f"mini_en_supervisions_{split}.jsonl.gz")
     for manifest, path in zip((RecordingSet.from_recordings(recordings),

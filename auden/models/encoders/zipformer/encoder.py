@@ -62,6 +62,7 @@ class ZipformerEncoder(AudioEncoder):
     """100 Hz fbank ``[B, T, F]`` -> 25 Hz frames ``[B, ceil(T/4), max(encoder_dims)]``."""
 
     model_type = "zipformer"
+    lora_targets = ("in_proj", "out_proj")
 
     def __init__(self, config: ZipformerConfig | str | dict) -> None:
         super().__init__()
@@ -84,6 +85,11 @@ class ZipformerEncoder(AudioEncoder):
     @property
     def frame_rate(self) -> float:
         return 25.0
+
+    def layers(self) -> list[nn.Module]:
+        # Each stack's blocks in order; the final 2x downsampling counts as the last layer.
+        blocks = [block for stack in self.stacks for block in stack.blocks]
+        return blocks + [self.output_downsample]
 
     def output_lengths(self, feature_lens: torch.Tensor) -> torch.Tensor:
         return zipformer_output_lengths(feature_lens, self.config.flavor)

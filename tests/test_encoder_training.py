@@ -1,0 +1,181 @@
+"""What the audio LLM may learn: encoder training modes, joint CTC, per-part learning
+rates, and label heads in encoder pretraining. Each test checks that gradients reach
+exactly the parts that should learn."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_audio_llm import make_batch, make_tiny_llm, tiny_config
+
+from auden.auto.auto_model import AutoModel
+from auden.models.audio_llm import AudioEncoderConfig, AudioLlm, JointCtcConfig
+from auden.models.ctc import CtcEncoderConfig, CtcModel, CtcModelConfig
+from auden.models.heads import LabelHeadConfig
+from auden.training.config import OptimizerConfig
+from auden.training.optim import build_optimizer, parameter_groups
+
+TEXTS = ["hello world", "a quick brown fox"]
+
+
+@pytest.fixture(scope="module")
+def llm_folder(tmp_path_factory):
+    return make_tiny_llm(tmp_path_factory.mktemp("llm") / "tiny_qwen2")
+
+
+def _batch(lens=(90, 41)):
+    g = torch.Generator().manual_seed(1)
+    feats = torch.randn(len(lens), max(lens), 80, generator=g)
+    batch = make_batch(feats, torch.tensor(lens), TEXTS[: len(lens)])
+    batch.texts = list(TEXTS[: len(lens)])
+    return batch
+
+
+def _model(llm_folder, train: str, **encoder) -> AudioLlm:
+    torch.manual_seed(0)
+    config = tiny_config(llm_folder)
+    config.audio_encoder = AudioEncoderConfig(
+        model_type="whisper", config="tiny-test", train=train, **encoder
+    )
+    return AudioLlm.from_config(config)
+
+
+def _encoder_grads(model: AudioLlm) -> set[str]:
+    model.zero_grad()
+    model.train()
+    model(_batch()).loss.backward()
+    return {n for n, p in model.audio_encoder.named_parameters() if p.grad is not None}
+
+
+def test_frozen_encoder_gets_no_gradient_and_stays_in_eval_mode(llm_folder):
+    model = _model(llm_folder, "frozen")
+    assert _encoder_grads(model) == set()
+    assert not model.audio_encoder.training
+    assert model.projector.mlp[0].weight.grad is not None
+
+
+def test_full_encoder_training_reaches_every_encoder_weight(llm_folder):
+    model = _model(llm_folder, "full")
+    grads = _encoder_grads(model)
+    # Whisper's positional table is a parameter transformers never trains.
+    learnt = {
+        n for n, p in model.audio_encoder.named_parameters()
+        if p.requires_grad and "embed_positions" not in n
+    }
+    assert "encoder.conv1.weight" in learnt and learnt <= grads
+
+
+def test_top_layers_train_only_the_last_layers(llm_folder):
+    model = _model(llm_folder, "top_layers", top_layers=2)  # the last block and the final norm
+    grads = _encoder_grads(model)
+    num_blocks = len(model.audio_encoder.encoder.layers)
+    assert grads
+    assert all(
+        n.startswith(f"encoder.layers.{num_blocks - 1}.") or n.startswith("encoder.layer_norm.")
+        for n in grads
+    )
+    assert model.audio_encoder.encoder.layers[0].training is False  # frozen layers: eval mode
+    assert model.audio_encoder.encoder.layers[-1].training is True
+
+
+def test_top_layers_out_of_range_is_an_error_naming_the_key(llm_folder):
+    with pytest.raises(ValueError, match="model.audio_encoder.top_layers"):
+        _model(llm_folder, "top_layers", top_layers=0)
+
+
+def test_unknown_training_mode_is_rejected_by_name(llm_folder):
+    with pytest.raises(ValueError, match="model.audio_encoder.train 'some'"):
+        _model(llm_folder, "some")
+
+
+def test_encoder_lora_uses_the_encoders_own_layer_names_and_trains_adapters_only(llm_folder):
+    model = _model(llm_folder, "lora")
+    grads = _encoder_grads(model)
+    assert grads and all("lora_" in n for n in grads)
+
+
+def test_joint_ctc_adds_its_weighted_loss_and_trains_its_head(llm_folder):
+    torch.manual_seed(0)
+    config = tiny_config(llm_folder, ctc=JointCtcConfig(weight=0.5))
+    model = AudioLlm.from_config(config).train()
+    batch = _batch()
+    out = model(batch)
+    model.ctc_head = None  # the same weights without CTC: the LLM loss alone
+    llm_only = model(batch)
+    ctc_per_label = out.metrics["ctc_loss"] / sum(
+        len(model.tokenizer(t, add_special_tokens=False).input_ids) for t in TEXTS
+    )
+    expected = float(llm_only.loss) + 0.5 * ctc_per_label
+    assert float(out.loss.detach()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_joint_ctc_starts_from_the_exported_ctc_head_and_decodes(llm_folder, tmp_path):
+    torch.manual_seed(0)
+    ctc = CtcModel.from_config(
+        CtcModelConfig(encoder=CtcEncoderConfig(config="xs"), tokenizer=str(llm_folder))
+    )
+    ctc.save_pretrained(tmp_path / "ctc")
+    config = tiny_config(llm_folder, ctc=JointCtcConfig(weight=0.3))
+    config.audio_encoder = AudioEncoderConfig(
+        model_type="zipformer", pretrained_model=str(tmp_path / "ctc")
+    )
+    model = AudioLlm.from_config(config).eval()
+    assert torch.equal(model.ctc_head.weight, ctc.ctc_head.weight)
+    batch = _batch()
+    assert model.decode_ctc(batch) == ctc.decode(batch)
+    model.train()
+    model.zero_grad()
+    model(batch).loss.backward()
+    assert model.ctc_head.weight.grad is not None
+    # Exported with its CTC head, and reloaded the same.
+    model.eval().save_pretrained(tmp_path / "export")
+    loaded = AutoModel.from_pretrained(tmp_path / "export")
+    assert loaded.decode_ctc(batch) == model.decode_ctc(batch)
+
+
+def test_part_learning_rates_become_optimizer_groups(llm_folder):
+    model = _model(llm_folder, "full")
+    cfg = OptimizerConfig(lr=1e-3, part_lr={"audio_encoder": 1e-4, "projector.mlp": 5e-3})
+    groups = {g["name"]: g for g in parameter_groups(model.named_parameters(), cfg)}
+    assert groups["audio_encoder"]["lr"] == 1e-4
+    assert groups["projector.mlp"]["lr"] == 5e-3
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert sum(p.numel() for g in groups.values() for p in g["params"]) == trainable
+    optimizer = build_optimizer(model.named_parameters(), cfg)
+    assert sorted(g["lr"] for g in optimizer.param_groups) == sorted(
+        g["lr"] for g in groups.values()
+    )
+
+
+def test_a_part_lr_that_matches_nothing_is_an_error(llm_folder):
+    model = _model(llm_folder, "frozen")
+    cfg = OptimizerConfig(part_lr={"audio_encoder": 1e-4})  # frozen: nothing trains there
+    with pytest.raises(ValueError, match="part_lr names \\['audio_encoder'\\]"):
+        parameter_groups(model.named_parameters(), cfg)
+
+
+def test_label_heads_learn_from_labelled_rows_only(llm_folder):
+    torch.manual_seed(0)
+    config = CtcModelConfig(
+        encoder=CtcEncoderConfig(config="xs"),
+        tokenizer=str(llm_folder),
+        labels=[LabelHeadConfig("gender", ["male", "female"], weight=1.0)],
+    )
+    model = CtcModel.from_config(config).train()
+    batch = _batch()
+    batch.labels = {"gender": ["female", None]}
+    out = model(batch)
+    assert out.metrics["gender_count"] == 1.0
+    no_labels = model(_batch())  # no label at all: only the CTC loss
+    assert float(out.loss) > float(no_labels.loss)
+    out.loss.backward()
+    assert model.label_heads.heads["gender"].weight.grad is not None
+    predicted = model.classify(batch)["gender"]
+    assert len(predicted) == 2 and set(predicted) <= {"male", "female"}
+
+
+def test_label_heads_need_two_classes():
+    from auden.models.heads import LabelHeads
+
+    with pytest.raises(ValueError, match="at least two classes"):
+        LabelHeads(8, [LabelHeadConfig("gender", ["male"])])
