@@ -6,10 +6,13 @@
 #   bash egs/mini_en/run.sh --num-utts 2000       # a smaller corpus
 #
 #   stage 0: prepare.sh: synthesise the corpus, manifests, fbank, tokenizer + tiny LLM, data configs
-#   stage 1: pretrain the Zipformer encoder with CTC on the transcripts (torchrun, 2 processes)
+#   stage 1: pretrain the Zipformer encoder with CTC on the transcripts, plus pooled heads for
+#            the speaker's gender, speed and pitch (torchrun, 2 processes)
 #   stage 2: pretrain the tiny LLM on the recipe's text (spoken words in place of the audio)
-#   stage 3: train the audio LLM on top of both: all four tasks, LLM frozen with LoRA (torchrun)
-#   stage 4: evaluate.py: average checkpoints, decode every test set and task, score
+#   stage 3: train the audio LLM on top of both: all five tasks, the encoder adapting with a
+#            joint CTC loss, the LLM frozen with LoRA (torchrun)
+#   stage 4: evaluate.py: average checkpoints, decode every test set and task, score; then the
+#            same LLM given the CTC words (cascade) and the true words (ceiling) as text
 #   stage 5: export the averaged model and transcribe one test file with it
 #   stage 6: print the results table
 #
@@ -21,9 +24,11 @@ stop_stage=100        # last stage to run
 nj=2                  # parallel jobs for data preparation
 num_utts=8000         # corpus size (utterances over all splits), see prepare.sh
 nproc=2               # training processes (torchrun --nproc_per_node)
-ctc_steps=1000        # CTC encoder pretraining steps
-llm_steps=400         # text pretraining steps of the tiny LLM
-audio_llm_steps=1200  # audio LLM training steps
+ctc_steps=1200        # CTC encoder pretraining steps
+llm_steps=2000        # text pretraining steps of the tiny LLM
+audio_llm_steps=600   # audio LLM training steps
+encoder_train=full    # what of the encoder adapts in stage 3: frozen | lora | top_layers | full
+ctc_weight=0.3        # joint CTC loss weight in stage 3 (0: off)
 avg=4                 # checkpoints averaged for evaluation and export
 exp=exp               # where the runs go
 
@@ -89,18 +94,25 @@ if in_stage 2 "pretrain the LLM on text"; then
   end_stage
 fi
 
-if in_stage 3 "train the audio LLM (projector + LoRA)"; then
+if in_stage 3 "train the audio LLM (encoder $encoder_train, joint CTC $ctc_weight, LoRA)"; then
   torchrun --standalone --nproc_per_node "$nproc" train.py \
     exp_dir="$audio_llm_exp" trainer.num_steps="$audio_llm_steps" \
     trainer.save_every_n="$(save_every "$audio_llm_steps")" \
-    model.audio_encoder.pretrained_model="$ctc_exp/export" model.audio_encoder.frozen=true \
+    model.audio_encoder.pretrained_model="$ctc_exp/export" \
+    model.audio_encoder.train="$encoder_train" model.ctc.weight="$ctc_weight" \
     model.llm.pretrained_model="$llm_exp/export"
   end_stage
 fi
 
-if in_stage 4 "evaluate every test set and task"; then
-  python evaluate.py exp_dir="$audio_llm_exp" \
-    checkpoint.model.iter="$audio_llm_steps" checkpoint.model.avg="$avg"
+if in_stage 4 "evaluate every test set and task, and the cascade and text baselines"; then
+  checkpoint="checkpoint.model.iter=$audio_llm_steps checkpoint.model.avg=$avg"
+  python evaluate.py exp_dir="$audio_llm_exp" $checkpoint
+  # The same LLM (adapters off) reading words instead of audio: the encoder's CTC words
+  # (the joint head when there is one, else the stage-1 encoder) and the true words.
+  cascade_ctc=""
+  [ "$ctc_weight" = 0 ] && cascade_ctc="baseline_ctc_model=$ctc_exp/export"
+  python evaluate.py exp_dir="$audio_llm_exp" $checkpoint baseline=cascade $cascade_ctc
+  python evaluate.py exp_dir="$audio_llm_exp" $checkpoint baseline=text
   end_stage
 fi
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Print the mini_en results: every test set and task, with the demo's targets beside them.
+"""Print the mini_en results: each task's text ceiling, cascade and end-to-end scores, seen
+and unseen voices, with the demo's targets beside them.
 
-Reads what evaluate.py wrote under <exp-dir>/<decoding-method>/ (wer-summary-* for WER and
-exact match, recogs-* for the describe attributes: voice gender, speed and pitch, or the
-sound-event type, all of which must be right for a clip to count).
+Reads what evaluate.py wrote under <exp-dir>/<decoding-method>/: wer-summary-* for WER and
+exact match, recogs-* for the describe attributes (voice gender, speed and pitch, or the
+sound-event type, all of which must be right for a clip to count). The newest result of
+each kind is read: the model itself, ``baseline=cascade`` and ``baseline=text``.
 
     python local/results_table.py --exp-dir exp/audio_llm
 """
@@ -18,14 +20,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import description_attributes  # noqa: E402
 
-# (task, metric) -> (target, True when higher is better); test set prefix -> WER targets.
+SPLITS = ("test-seen", "test-unseen")
+# (task, metric) -> (seen target, unseen target, True when higher is better)
 TARGETS = {
-    ("transcribe", "WER", "test-seen"): (5.0, False),
-    ("transcribe", "WER", "test-unseen"): (15.0, False),
-    ("answer", "exact_match", None): (90.0, True),
-    ("describe", "attributes", None): (90.0, True),
-    ("continue", "exact_match", None): (80.0, True),
+    ("transcribe", "WER"): (5.0, 8.0, False),
+    ("answer", "exact_match"): (95.0, 90.0, True),
+    ("continue", "exact_match"): (95.0, 90.0, True),
+    ("describe", "attributes"): (90.0, 90.0, True),
+    ("instruct", "exact_match"): (85.0, 85.0, True),
 }
+ROWS = [  # (row label, test-set task suffix, metric)
+    ("transcribe", "transcribe", "WER"),
+    ("transcribe (joint CTC head)", "transcribe_ctc", "WER"),
+    ("answer", "answer", "exact_match"),
+    ("continue", "continue", "exact_match"),
+    ("describe", "describe", "attributes"),
+    ("instruct", "instruct", "exact_match"),
+]
+KINDS = {"text": "baseline-text", "cascade": "baseline-cascade", "audio LLM": ""}
 
 
 def read_summary(path: Path) -> dict[str, float]:
@@ -48,11 +60,22 @@ def attribute_accuracy(pairs: list[tuple[str, str]]) -> float:
     return 100.0 * right / max(1, len(pairs))
 
 
-def target_for(task: str, metric: str, test_set: str):
-    for (t, m, prefix), target in TARGETS.items():
-        if t == task and m == metric and (prefix is None or test_set.startswith(prefix + "_")):
-            return target
-    return None
+def collect(folder: Path) -> dict[tuple[str, str, str], float]:
+    """(kind, test set, metric) -> value, from the newest summary of each."""
+    scores: dict[tuple[str, str, str], float] = {}
+    for summary in sorted(folder.glob("wer-summary-*.txt"), key=lambda p: p.stat().st_mtime):
+        name = summary.name[len("wer-summary-") : -len(".txt")]
+        test_set, _, suffix = name.partition("-iter-")
+        if not suffix:
+            test_set, _, suffix = name.partition("-epoch-")
+        kind = next((k for k, tag in KINDS.items() if tag and suffix.endswith(tag)), "audio LLM")
+        metrics = read_summary(summary)
+        if test_set.endswith("_describe"):
+            recogs = folder / summary.name.replace("wer-summary-", "recogs-")
+            metrics["attributes"] = attribute_accuracy(read_recogs(recogs))
+        for metric, value in metrics.items():
+            scores[(kind, test_set, metric)] = value
+    return scores
 
 
 def main() -> None:
@@ -61,28 +84,33 @@ def main() -> None:
     parser.add_argument("--decoding-method", default="greedy_search")
     args = parser.parse_args()
     folder = args.exp_dir / args.decoding_method
-    summaries = sorted(folder.glob("wer-summary-*.txt"), key=lambda p: p.stat().st_mtime)
-    if not summaries:
+    scores = collect(folder)
+    if not scores:
         raise SystemExit(f"no wer-summary files under '{folder}': run evaluate.py first")
-    suffix = summaries[-1].name.split("-iter-")[-1] if "-iter-" in summaries[-1].name else ""
-    rows = [("test set", "task", "metric", "value", "target", "met")]
-    for summary in sorted(p for p in summaries if p.name.endswith(suffix)):
-        test_set = summary.name[len("wer-summary-") :].split("-iter-")[0].split("-epoch-")[0]
-        task = test_set.rsplit("_", 1)[-1]
-        metrics = read_summary(summary)
-        metrics.pop("utterances", None)
-        if task == "describe":
-            recogs = folder / summary.name.replace("wer-summary-", "recogs-")
-            metrics["attributes"] = attribute_accuracy(read_recogs(recogs))
-        for metric, value in metrics.items():
-            target = target_for(task, metric, test_set)
-            if target is None:
-                goal, met = "", ""
-            else:
-                goal = f"{'>=' if target[1] else '<='} {target[0]:g}"
-                met = "yes" if (value >= target[0] if target[1] else value <= target[0]) else "NO"
-            rows.append((test_set, task, metric, f"{value:.2f}", goal, met))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+
+    def pair(kind: str, suffix: str, metric: str) -> str:
+        values = [scores.get((kind, f"{split}_{suffix}", metric)) for split in SPLITS]
+        return " / ".join("-" if v is None else f"{v:.2f}" for v in values)
+
+    header = ("task", "metric", *(f"{k} seen / unseen" for k in KINDS), "target", "met")
+    rows = [header]
+    for label, suffix, metric in ROWS:
+        if not any((k, f"{s}_{suffix}", metric) in scores for k in KINDS for s in SPLITS):
+            continue
+        task = suffix.split("_")[0]
+        target = TARGETS.get((task, metric))
+        goal = met = ""
+        if target is not None and suffix == task:
+            better = ">=" if target[2] else "<="
+            goal = f"{better} {target[0]:g} / {target[1]:g}"
+            values = [scores.get(("audio LLM", f"{s}_{task}", metric)) for s in SPLITS]
+            ok = [
+                v is not None and (v >= t if target[2] else v <= t)
+                for v, t in zip(values, target[:2])
+            ]
+            met = "yes" if all(ok) else "NO"
+        rows.append((label, metric, *(pair(k, suffix, metric) for k in KINDS), goal, met))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     print("\n".join(lines))
