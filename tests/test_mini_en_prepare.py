@@ -23,7 +23,8 @@ sys.path.insert(0, str(REPO / "egs" / "mini_en" / "local"))
 from corpus import description_attributes, split_voices  # noqa: E402
 
 SPLITS = ("train", "dev", "test-seen", "test-unseen")
-TASKS = ("transcribe", "continue", "describe", "answer")
+TASKS = ("transcribe", "continue", "describe", "answer", "instruct")
+PROMPTED = ("transcribe", "continue", "describe", "answer")  # instruct: a prompt per cut
 NUM_UTTS = 200
 
 
@@ -158,12 +159,16 @@ def test_data_configs_load_with_auden(corpus):
     root, _, _ = corpus
     train = load_data_config(root / "configs" / "train_data.yaml")
     assert sorted(s.task for s in train) == sorted(TASKS)
-    assert all(s.prompt_file is not None and s.prompt_file.is_file() for s in train)
+    for source in train:
+        if source.task in PROMPTED:
+            assert source.prompt_file is not None and source.prompt_file.is_file()
+        else:
+            assert source.prompt_file is None
     assert len(load_data_config(root / "configs" / "valid_data.yaml")) == len(TASKS)
     test = load_data_config(root / "configs" / "test_data.yaml")
     assert {s.name for s in test} == {f"{split}_{t}" for split in ("test-seen", "test-unseen")
                                       for t in TASKS}
-    for task in TASKS:
+    for task in PROMPTED:
         prompts = (REPO / "egs/mini_en/configs/prompts" / f"{task}.txt").read_text().splitlines()
         assert len([p for p in prompts if p.strip()]) >= 3
 
