@@ -3,6 +3,7 @@
     auden export exp/audio_llm --iter 400 --avg 2 --out exp/audio_llm/export
     auden transcribe exp/audio_llm/export a.wav b.wav
     auden chat exp/audio_llm/export a.wav --prompt "Describe the audio."
+    auden import-icefall icefall-exp/pretrained.pt --out exp/icefall_encoder
 """
 
 from __future__ import annotations
@@ -33,6 +34,26 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--iter", type=int, default=0, help="average checkpoints up to this batch")
     export.add_argument("--epoch", type=int, default=0, help="average epochs up to this one")
     export.add_argument("--avg", type=int, default=1, help="how many checkpoints to average")
+
+    icefall = commands.add_parser(
+        "import-icefall",
+        help="turn an icefall Zipformer pretrained.pt into an auden encoder folder (no k2)",
+    )
+    icefall.add_argument("checkpoint", help="icefall's pretrained.pt (or epoch-N.pt)")
+    icefall.add_argument("--out", required=True, help="the encoder folder to write")
+    icefall.add_argument(
+        "--ctc-out", default=None, help="also write a zipformer_ctc folder with icefall's CTC head"
+    )
+    icefall.add_argument(
+        "--bpe-model", default=None, help="icefall's data/lang_bpe_*/bpe.model (for --ctc-out)"
+    )
+    icefall.add_argument("--num-mel-bins", type=int, default=80, help="fbank bins (80)")
+    icefall.add_argument(
+        "--pos-head-dim",
+        type=int,
+        default=None,
+        help="icefall's --pos-head-dim if not 4 (no tensor shape shows it)",
+    )
 
     for name, help_text in (
         ("transcribe", "transcribe audio files with an exported audio LLM"),
@@ -67,6 +88,26 @@ def main(argv: list[str] | None = None) -> int:
         )
         out = export_model(args.exp_dir, spec, args.out)
         print(out)
+        return 0
+    if args.command == "import-icefall":
+        from auden.checkpoint.icefall import import_icefall
+        from auden.models.encoders.zipformer.icefall import IcefallImportError
+
+        try:
+            result = import_icefall(
+                args.checkpoint,
+                args.out,
+                ctc_out=args.ctc_out,
+                bpe_model=args.bpe_model,
+                num_mel_bins=args.num_mel_bins,
+                pos_head_dim=args.pos_head_dim,
+            )
+        except IcefallImportError as e:
+            sys.stderr.write(f"auden import-icefall: {e}\n")
+            return 2
+        for folder in (result.encoder_dir, result.ctc_dir):
+            if folder is not None:
+                print(folder)
         return 0
     from auden.inference.transcribe import respond
 

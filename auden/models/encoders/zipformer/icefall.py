@@ -5,8 +5,8 @@ icefall (k2-fsa/icefall, ``egs/*/ASR/zipformer``) saves ``pretrained.pt`` as
 ``encoder.`` and the heads under ``decoder.``, ``joiner.``, ``simple_am_proj.``,
 ``simple_lm_proj.``, ``ctc_output.`` and ``attention_decoder.``. This module renames the
 encoder's keys to auden's, infers the :class:`ZipformerConfig` from tensor shapes, and
-keeps the CTC head when there is one. Reading files is the caller's job
-(:mod:`auden.models.encoders.zipformer.icefall_import`).
+keeps the CTC head when there is one. Reading and writing files is
+:mod:`auden.checkpoint.icefall`'s job (``auden import-icefall``).
 
     config, encoder_state, ctc_head = convert_icefall_state(state_dict)
     encoder = ZipformerEncoder(config); encoder.load_state_dict(encoder_state)
@@ -242,3 +242,24 @@ def convert_icefall_state(
         "; CTC head kept" if ctc is not None else "",
     )
     return config, encoder_state, ctc
+
+
+# Logit of a class that must never win: exp(-1e4) is exactly 0 in float32 and float16.
+NEVER = -1.0e4
+
+
+def ctc_head_for_tokenizer(ctc: CtcHead) -> tuple[torch.Tensor, torch.Tensor]:
+    """icefall's CTC head laid out as auden's ``CtcModel`` expects, giving the same log-probs.
+
+    icefall's class ``k`` is BPE id ``k``, with id 0 (``<blk>``) the blank. auden's class 0
+    is the blank and class ``i + 1`` is token ``i``, over a tokenizer that keeps icefall's
+    ids. So class 0 takes icefall's blank row, class ``k + 1`` icefall's row ``k`` for
+    ``k >= 1``, and class 1 (the ``<blk>`` token itself) gets a logit that never wins.
+    """
+    vocab, dim = ctc.weight.shape
+    weight = torch.zeros(vocab + 1, dim, dtype=ctc.weight.dtype)
+    bias = torch.zeros(vocab + 1, dtype=ctc.bias.dtype)
+    weight[0], bias[0] = ctc.weight[0], ctc.bias[0]
+    bias[1] = NEVER
+    weight[2:], bias[2:] = ctc.weight[1:], ctc.bias[1:]
+    return weight, bias
