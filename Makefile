@@ -8,7 +8,7 @@ STAMP := $(VENV)/.auden-installed
 APT_PACKAGES := espeak-ng sox libsndfile1
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: setup apt test test-slow test-all demo lint setup-kaldifeat clean
+.PHONY: setup apt test test-slow test-all demo bench bench-quick lint setup-kaldifeat clean
 
 setup: apt $(STAMP)
 
@@ -49,6 +49,15 @@ test-all: test
 
 demo: setup
 	source $(VENV)/bin/activate && bash egs/mini_en/run.sh
+
+# Every benchmarks/bench_*.py, then benchmarks/RESULTS.md regenerated from their JSON
+# (<= 15 minutes on 2 cores). bench-quick: the same scripts at smoke sizes (<= 3 minutes),
+# written under benchmarks/results/quick/ so the committed results stay as they are.
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+bench-quick: setup
+	$(PY) benchmarks/run_all.py --quick
 
 # kaldifeat has no wheel for current torch: build it from its PyPI sdist against the
 # installed torch, with pybind11's source (from PyPI) handed to CMake. The wheel is cached.

@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -68,14 +69,18 @@ def measure(num: int = 20, megabytes: float = 64, running: bool = False) -> dict
         exp_dir = Path(tmp)
         size = write_checkpoints(exp_dir, num, megabytes, running)
         newest = 10 * (num + 1) if running else 10 * num
+        start = time.perf_counter()
         out = subprocess.run(
             [sys.executable, "-c", _CHILD, str(exp_dir), str(newest), str(num), str(int(running))],
             capture_output=True,
             text=True,
             check=True,
         )
+        seconds = time.perf_counter() - start
         result = json.loads(out.stdout.strip().splitlines()[-1])
-    result.update(checkpoint_bytes=size, ratio=result["rise_bytes"] / size, num=num)
+    result.update(
+        average_s=seconds, checkpoint_bytes=size, ratio=result["rise_bytes"] / size, num=num
+    )
     return result
 
 

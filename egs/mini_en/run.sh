@@ -45,6 +45,7 @@ fi
 log() { echo "$(date '+%F %T') (run.sh) $*"; }
 
 stage_timings=()
+stage_tsv=()  # "stage<TAB>seconds" rows of the summary file (benchmarks/bench_demo.py reads it)
 run_start_ms=$(($(date +%s%N) / 1000000))
 
 # in_stage K NAME: true when stage K is selected; prints its banner and starts its clock.
@@ -61,6 +62,7 @@ end_stage() {
   local took="$((ms / 1000)).$((ms % 1000 / 100)) s"
   log "Stage $current_stage: done in $took"
   stage_timings+=("$(printf '  stage %-40s %10s' "$current_stage" "$took")")
+  stage_tsv+=("$current_stage"$'\t'"$((ms / 1000)).$((ms % 1000 / 100))")
 }
 
 if in_stage 0 "prepare data (prepare.sh)"; then
@@ -131,4 +133,16 @@ fi
 total_ms=$(($(date +%s%N) / 1000000 - run_start_ms))
 log "Time per stage:"
 for line in "${stage_timings[@]}"; do echo "$line"; done
-log "total: $((total_ms / 1000)).$((total_ms % 1000 / 100)) s"
+total_s="$((total_ms / 1000)).$((total_ms % 1000 / 100))"
+log "total: $total_s s"
+# The same summary as a file, written whole and then renamed: the last run's stage times.
+if [ ${#stage_tsv[@]} -gt 0 ]; then
+  mkdir -p "$exp"
+  {
+    printf 'stage\tseconds\n'
+    for row in "${stage_tsv[@]}"; do printf '%s\n' "$row"; done
+    printf 'total\t%s\n' "$total_s"
+  } > "$exp/.stage_timings.tsv.tmp"
+  mv "$exp/.stage_timings.tsv.tmp" "$exp/stage_timings.tsv"
+  log "stage times written to $exp/stage_timings.tsv"
+fi

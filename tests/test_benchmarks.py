@@ -1,0 +1,91 @@
+"""The benchmark suite: every script runs at its smoke size and writes the common JSON.
+
+The slow tests run each ``benchmarks/bench_*.py --quick`` (what ``make bench-quick``
+runs) so the scripts cannot rot; the fast ones check the format and the RESULTS.md
+generator on a hand-written result.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+from benchlib import FIGURE_FIELDS, RESULT_FIELDS, Goal, Recorder, check_result  # noqa: E402
+from make_results import load_results, render  # noqa: E402
+
+SCRIPTS = sorted(p.stem for p in BENCH.glob("bench_*.py"))
+
+
+def _result(tmp_path: Path) -> dict:
+    import argparse
+
+    args = argparse.Namespace(quick=True, out=tmp_path / "demo.json")
+    with Recorder("demo", "A demo benchmark", args, order=5) as rec:
+        rec.figure("anchor", "x", [2.0, 4.0, 3.0])
+        rec.figure("ours", "x", [6.0, 7.0, 5.0], anchor="anchor", goal=Goal(">=", 2.5, on="ratio"))
+        rec.figure("slow", "s", [1.0], goal=Goal("<=", 0.5), note="too slow")
+    return json.loads((tmp_path / "demo.json").read_text())
+
+
+def test_a_figure_records_median_range_and_ratio_against_its_anchor(tmp_path):
+    result = _result(tmp_path)
+    anchor, ours, slow = result["figures"]
+    assert (anchor["median"], anchor["min"], anchor["max"], anchor["repeats"]) == (3.0, 2.0, 4.0, 3)
+    assert ours["ratio"] == pytest.approx(2.0) and ours["met"] is False  # 2.0 < 2.5
+    assert slow["met"] is False and anchor["met"] is None
+    assert result["machine"]["cpus"] == os.cpu_count()
+    assert len(result["load"]["before"]) == 3
+
+
+def test_results_page_lists_every_benchmark_and_the_missed_goals(tmp_path):
+    _result(tmp_path)
+    page = render(load_results(tmp_path))
+    assert "## A demo benchmark" in page
+    assert "A demo benchmark: ours" in page.split("## A demo")[0]  # in the missed-goals list
+    assert "slow: too slow" in page
+
+
+def test_a_result_missing_a_field_is_refused_naming_the_file(tmp_path):
+    result = _result(tmp_path)
+    del result["figures"][0]["ratio"]
+    (tmp_path / "demo.json").write_text(json.dumps(result))
+    with pytest.raises(ValueError, match=r"demo\.json.*'anchor'.*lacks \['ratio'\]"):
+        load_results(tmp_path)
+
+
+def _extra_args(script: str, tmp_path: Path) -> list[str]:
+    if script != "bench_demo":
+        return []
+    # What egs/mini_en/run.sh writes at the end of a run (the suite never runs the demo).
+    summary = tmp_path / "stage_timings.tsv"
+    summary.write_text("stage\tseconds\n0: prepare data\t61.2\n1: pretrain\t300.5\ntotal\t361.7\n")
+    return ["--summary", str(summary)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_benchmark_script_quick_run_writes_every_field(script, tmp_path):
+    out = tmp_path / f"{script}.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, str(BENCH / f"{script}.py"), "--quick", "--out", str(out)]
+        + _extra_args(script, tmp_path),
+        check=True,
+        env=env,
+        timeout=300,
+    )
+    result = json.loads(out.read_text())
+    check_result(result, source=str(out))
+    assert set(RESULT_FIELDS) <= set(result) and result["quick"] is True
+    for fig in result["figures"]:
+        assert set(FIGURE_FIELDS) <= set(fig)
+        assert all(isinstance(v, float) for v in fig["values"]), fig
+        assert fig["min"] <= fig["median"] <= fig["max"], fig
+    page = render(load_results(tmp_path))
+    assert result["title"] in page
