@@ -53,16 +53,21 @@ def lhotse_batch(clips: list[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(f) for f in extractor.extract_batch(clips, sampling_rate=SR)]
 
 
-def knf_fbank():
-    import kaldi_native_fbank as knf
-
-    opts = knf.FbankOptions()
+def kaldi_options(opts):
+    """Lhotse ``Fbank``'s settings on kaldi-native-fbank's or kaldifeat's (same) options."""
     opts.frame_opts.dither = 0.0
     opts.frame_opts.snip_edges = False
     opts.frame_opts.samp_freq = SR
     opts.mel_opts.num_bins = 80
     opts.mel_opts.high_freq = -400
     opts.energy_floor = 1e-10
+    return opts
+
+
+def knf_fbank():
+    import kaldi_native_fbank as knf
+
+    opts = kaldi_options(knf.FbankOptions())
 
     def run(clips: list[np.ndarray]) -> list[np.ndarray]:
         out = []
@@ -79,13 +84,7 @@ def knf_fbank():
 def kaldifeat_fbank():
     import kaldifeat
 
-    opts = kaldifeat.FbankOptions()
-    opts.frame_opts.dither = 0.0
-    opts.frame_opts.snip_edges = False
-    opts.frame_opts.samp_freq = SR
-    opts.mel_opts.num_bins = 80
-    opts.mel_opts.high_freq = -400
-    opts.energy_floor = 1e-10
+    opts = kaldi_options(kaldifeat.FbankOptions())
     fbank = kaldifeat.Fbank(opts)
     return lambda clips: [fbank(torch.from_numpy(c)).numpy() for c in clips]
 
