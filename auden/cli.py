@@ -78,7 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # auden's own progress at INFO; other libraries (Lhotse logs its audio backends on the
+    # root logger) only when something is wrong.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("auden").setLevel(logging.INFO)
+    try:
+        return _run(args)
+    except (OSError, ValueError) as e:
+        # The user's input was wrong (a file, a folder, a flag) or the disk failed: one
+        # line that names it, not a traceback through the library. Bugs keep theirs.
+        sys.stderr.write(f"auden {args.command}: error: {e}\n")
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "export":
         from auden.checkpoint import CheckpointSpec
         from auden.inference.export import export_model

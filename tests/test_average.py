@@ -238,3 +238,51 @@ def test_legacy_format_checkpoints_are_averaged_too(tmp_path):
         )
     path = resolve_checkpoint(tmp_path, CheckpointSpec(iter=20, avg=2))
     assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], torch.full((2, 3), 2.0))
+
+
+def test_run_shorter_than_average_period_evaluates_with_the_plain_mean(
+    tmp_path, training_setup, caplog
+):
+    # A first trial run: 12 steps (an epoch is 10), a checkpoint every 4, the running
+    # average every 200 steps, so model_avg never moved from the initial weights.
+    # iter=12 avg=2 used to raise "cannot average from checkpoint-4.pt (step 0) to
+    # checkpoint-12.pt (step 0)"; the epoch average silently gave the initial weights.
+    from auden.training.trainer import train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        exp_dir = tmp_path / "exp"
+        train(training_setup.train_config(exp_dir, num_steps=12, save_every_n=4, average_period=200))
+    finally:
+        torch.set_num_threads(threads)
+    ckpts = {n: torch.load(exp_dir / f"checkpoint-{n}.pt", weights_only=True) for n in (8, 12)}
+    expected = {k: (ckpts[12]["model"][k] + ckpts[8]["model"][k]) / 2 for k in ckpts[12]["model"]}
+    with caplog.at_level("WARNING", logger="auden.checkpoint.resolve"):
+        path = resolve_checkpoint(exp_dir, CheckpointSpec(iter=12, avg=2))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "plain mean" in warnings[0] and "average_period" in warnings[0]
+    got = torch.load(path, weights_only=True)
+    assert got["averaged_from"] == {
+        "method": "mean", "sources": ["checkpoint-12.pt", "checkpoint-8.pt"]
+    }
+    for k, v in expected.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(got["model"][k], v)
+    assert any(
+        not torch.equal(got["model"][k], ckpts[12]["model_avg"][k].to(v.dtype))
+        for k, v in expected.items() if v.is_floating_point()
+    ), "the average must not be the never-updated running average (the initial weights)"
+
+    # the epoch average from step 0 must not hand back the initial weights either
+    epoch = resolve_checkpoint(exp_dir, CheckpointSpec(epoch=1, avg=1))
+    assert torch.load(epoch, weights_only=True)["averaged_from"]["method"] == "mean"
+
+
+def test_too_few_checkpoints_for_the_running_average_take_the_plain_mean(tmp_path, caplog):
+    _simulate_training(tmp_path, steps=20, save_every=10, period=1)
+    with caplog.at_level("WARNING", logger="auden.checkpoint.resolve"):
+        path = resolve_checkpoint(tmp_path, CheckpointSpec(iter=20, avg=2))
+    assert "needs 3 checkpoint" in caplog.text
+    made = torch.load(path, weights_only=True)["averaged_from"]
+    assert made == {"method": "mean", "sources": ["checkpoint-20.pt", "checkpoint-10.pt"]}

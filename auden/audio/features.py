@@ -20,6 +20,8 @@ import torch
 from lhotse import Fbank, FbankConfig, WhisperFbank, WhisperFbankConfig
 from lhotse.features.base import FeatureExtractor
 
+from auden.audio.io import check_waveform
+
 FeatureKind = Literal["fbank", "whisper_fbank"]
 FEATURE_KINDS: tuple[str, ...] = ("fbank", "whisper_fbank")
 
@@ -43,10 +45,13 @@ def extract_padded(
     extractor: FeatureExtractor,
     waveforms: Sequence[np.ndarray | torch.Tensor],
     sampling_rate: int = 16000,
+    names: Sequence[str] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features of mono waveforms, right-padded with zeros: ``([B, T, F], lens[B])``.
 
     This is how ``generate()`` turns raw audio into the batch layout a dataset would give.
+    A waveform with NaN/Inf samples or shorter than one feature frame is refused with an
+    error naming it (``names[i]``, else ``waveform i``).
     """
     if len(waveforms) == 0:
         raise ValueError("no waveforms to extract features from")
@@ -56,8 +61,10 @@ def extract_padded(
         samples = samples.astype(np.float32)
         if samples.ndim == 2 and samples.shape[0] == 1:
             samples = samples[0]
+        name = names[i] if names is not None else f"waveform {i}"
         if samples.ndim != 1 or samples.size == 0:
-            raise ValueError(f"waveform {i}: expected a non-empty mono signal, got {samples.shape}")
+            raise ValueError(f"{name}: expected a non-empty mono signal, got {samples.shape}")
+        check_waveform(samples, name, sampling_rate)
         feats.append(torch.from_numpy(np.asarray(extractor.extract(samples, sampling_rate))))
     lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
     out = torch.zeros(len(feats), int(lens.max()), feats[0].shape[1], dtype=torch.float32)

@@ -8,9 +8,11 @@ trainable weights, in float64; every ``average_period`` steps, at step ``b``::
 so ``avg`` at step ``b`` is the mean of the weights over steps ``(0, b]``. Checkpoints
 store it as ``model_avg``. Because of that, the mean over ``(s, e]`` is
 ``(avg_e*e - avg_s*s) / (e - s)``: two checkpoints give the average of every step
-between them (:func:`average_running_models`). Without ``model_avg`` we fall back to the
-plain mean of the checkpoints themselves (:func:`average_state_dicts`). Either way at
-most two checkpoints are held in memory; frozen parts are never copied.
+between them (:func:`average_running_models`). Without ``model_avg``, or when it cannot
+give the interval (too few checkpoints, or a run shorter than ``average_period`` that never
+updated it), resolving falls back to the plain mean of the checkpoints themselves
+(:func:`average_state_dicts`) with a one-line warning. Either way at most two checkpoints
+are held in memory; frozen parts are never copied.
 """
 
 from __future__ import annotations
@@ -107,14 +109,14 @@ def average_running_models(start: Path | None, end: Path) -> StateDict:
     end_ckpt = load_checkpoint(end)
     avg_end = _state_dict(end_ckpt, "model_avg", end)
     model_end = end_ckpt.get("model", {})
-    e = _averaged_steps(end_ckpt, end)
+    e = averaged_steps(end_ckpt, end)
     if start is None:
         s, avg_start = 0, None
     else:
         start_ckpt = load_checkpoint(start)
         avg_start = _state_dict(start_ckpt, "model_avg", start)
         _check_same_keys(avg_end, avg_start, end, start)
-        s = _averaged_steps(start_ckpt, start)
+        s = averaged_steps(start_ckpt, start)
         if s >= e:
             raise ValueError(
                 f"cannot average from '{start}' (step {s}) to '{end}' (step {e}): "
@@ -147,7 +149,7 @@ def _state_dict(ckpt: Mapping, key: str, path: Path) -> StateDict:
     return dict(sd)
 
 
-def _averaged_steps(ckpt: Mapping, path: Path) -> int:
+def averaged_steps(ckpt: Mapping, path: Path) -> int:
     """The step ``model_avg`` was last updated at: batch_idx_train, down to average_period."""
     if "batch_idx_train" not in ckpt:
         raise KeyError(f"checkpoint '{path}' has 'model_avg' but no 'batch_idx_train'")

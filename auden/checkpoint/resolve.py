@@ -20,6 +20,7 @@ from torch import nn
 from auden.checkpoint.average import (
     average_running_models,
     average_state_dicts,
+    averaged_steps,
     has_running_average,
 )
 from auden.checkpoint.files import describe_checkpoints, find_checkpoints
@@ -130,15 +131,15 @@ def _plan_average(exp_dir: Path, spec: CheckpointSpec) -> tuple[list[Path], str]
             )
         if spec.use_averaged_model and has_running_average(needed_for_mean[:1]):
             if len(found) < spec.avg + 1:
-                raise MissingCheckpointsError(
-                    f"checkpoint.model.iter={spec.iter} avg={spec.avg} with "
-                    f"use_averaged_model=true needs {spec.avg + 1} checkpoint-<i>.pt with "
-                    f"i <= {spec.iter} in '{exp_dir}' (the average runs between the newest "
-                    f"and the {spec.avg + 1}th newest), found {len(found)}. "
-                    + describe_checkpoints(exp_dir)
+                _warn_plain_mean(
+                    spec,
+                    f"the running average needs {spec.avg + 1} checkpoint-<i>.pt with "
+                    f"i <= {spec.iter} (from the {spec.avg + 1}th newest to the newest), "
+                    f"'{exp_dir}' holds {len(found)}",
                 )
+                return list(needed_for_mean), "mean"
             pair = [found[spec.avg], found[0]]
-            if has_running_average(pair):
+            if has_running_average(pair) and _interval_is_averaged(pair[0], pair[1], spec):
                 return pair, "running_average"
         return list(needed_for_mean), "mean"
 
@@ -157,7 +158,9 @@ def _plan_average(exp_dir: Path, spec: CheckpointSpec) -> tuple[list[Path], str]
         )
     if spec.use_averaged_model and has_running_average(wanted[:1]):
         if first == 1:  # the interval starts at step 0: the running average itself
-            return [wanted[0]], "running_average"
+            if _interval_is_averaged(None, wanted[0], spec):
+                return [wanted[0]], "running_average"
+            return wanted, "mean"
         start = exp_dir / f"epoch-{first - 1}.pt"
         if not start.is_file():
             raise MissingCheckpointsError(
@@ -165,9 +168,37 @@ def _plan_average(exp_dir: Path, spec: CheckpointSpec) -> tuple[list[Path], str]
                 f"use_averaged_model=true needs '{start.name}' (the start of the average) "
                 f"in '{exp_dir}'. " + describe_checkpoints(exp_dir)
             )
-        if has_running_average([start]):
+        if has_running_average([start]) and _interval_is_averaged(start, wanted[0], spec):
             return [start, wanted[0]], "running_average"
     return wanted, "mean"
+
+
+def _interval_is_averaged(start: Path | None, end: Path, spec: CheckpointSpec) -> bool:
+    """Whether the running average was updated between ``start`` and ``end``; warns if not.
+
+    A run shorter than ``average_period`` (a first trial) never updates it: ``model_avg``
+    still holds the initial weights, and the interval between two of its checkpoints is
+    empty. The plain mean of the checkpoints is then the only sensible average.
+    """
+    e = averaged_steps(load_checkpoint(end), end)
+    s = 0 if start is None else averaged_steps(load_checkpoint(start), start)
+    if e > s:
+        return True
+    since = "the start of training" if start is None else f"'{start.name}'"
+    _warn_plain_mean(
+        spec,
+        f"the running average was not updated between {since} and '{end.name}' "
+        f"(trainer.average_period is longer than the steps in between)",
+    )
+    return False
+
+
+def _warn_plain_mean(spec: CheckpointSpec, why: str) -> None:
+    which = f"iter={spec.iter}" if spec.iter > 0 else f"epoch={spec.epoch}"
+    log.warning(
+        "checkpoint.model %s avg=%d: taking the plain mean of the checkpoints, because %s",
+        which, spec.avg, why,
+    )
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:

@@ -8,24 +8,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from lhotse import Recording
 
+from auden.audio.io import read_audio
 from auden.auto.auto_model import AutoModel
 
 SAMPLING_RATE = 16000
 
 
 def load_waveform(path: str | Path) -> torch.Tensor:
-    """A file's first channel at 16 kHz (resampled if needed), as a 1-D float tensor."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"audio file '{path}' not found")
-    try:
-        recording = Recording.from_file(path).resample(SAMPLING_RATE)
-        samples = recording.load_audio()
-    except Exception as e:  # lhotse raises several types for unreadable audio
-        raise ValueError(f"cannot read audio file '{path}': {e}") from e
-    return torch.from_numpy(samples[0]).float()
+    """A file's first channel at 16 kHz (resampled if needed), as a 1-D float tensor.
+
+    Missing, empty, unreadable, NaN-filled and too-short files are refused with an error
+    that names the file (auden.audio.io).
+    """
+    return torch.from_numpy(read_audio(path, SAMPLING_RATE))
 
 
 def respond(

@@ -443,10 +443,10 @@ class AudioLlm(nn.Module):
         generation argument may be given (``num_beams``, ``do_sample``, ``max_new_tokens``...);
         the default is greedy search with at most 128 new tokens.
         """
-        features, feature_lens = self._features(audio, sampling_rate)
+        names = clip_names or [f"clip {i}" for i in range(len(messages))]
+        features, feature_lens = self._features(audio, sampling_rate, names)
         device = self.projector.mlp[0].weight.device
         frames, lens = self.encode_audio(features.to(device), feature_lens.to(device))
-        names = clip_names or [f"clip {i}" for i in range(len(messages))]
         chat = self.chat.encode(messages, lens.tolist(), names, for_generation=True)
         embeds = self._embed(chat, frames, lens)
         kwargs = {
@@ -524,7 +524,9 @@ class AudioLlm(nn.Module):
             **kwargs,
         )
 
-    def _features(self, audio, sampling_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _features(
+        self, audio, sampling_rate: int, names: list[str]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(audio, tuple) and len(audio) == 2 and torch.is_tensor(audio[0]):
             if audio[0].dim() == 3:
                 return audio
@@ -533,7 +535,7 @@ class AudioLlm(nn.Module):
         if kind is None:
             raise ValueError(f"no feature extractor known for encoder '{encoder.model_type}'")
         extractor = build_feature_extractor(kind, num_mel_bins=encoder.config.num_mel_bins)
-        return extract_padded(extractor, list(audio), sampling_rate)
+        return extract_padded(extractor, list(audio), sampling_rate, names)
 
     def _stop_token_ids(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id}
