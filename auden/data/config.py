@@ -6,6 +6,7 @@ concatenate; a test one names each source so scores can be reported per set::
     - {manifest: data/fbank/mini_en_cuts_train.jsonl.gz, task: transcribe, weight: 2}
     - {manifest: data/fbank/mini_en_cuts_train.jsonl.gz, task: describe, weight: 1,
        prompt_file: configs/prompts/describe.txt}
+    - {shar_dir: data/shar/train, task: transcribe, weight: 1}   # Lhotse Shar shards
 
 Relative paths are tried against the working directory first, then against the
 folder of the data config, so a config works both from the recipe folder and elsewhere.
@@ -21,18 +22,24 @@ import yaml
 
 from auden.data.tasks import get_task
 
-_KEYS = {"manifest", "task", "weight", "prompt_file", "name"}
+_KEYS = {"manifest", "shar_dir", "task", "weight", "prompt_file", "name"}
 
 
 @dataclass(frozen=True)
 class DataSource:
-    """One manifest used for one task."""
+    """One manifest, or one Shar folder (``shar_dir``), used for one task."""
 
-    manifest: Path
+    manifest: Path | None
     task: str
     weight: float = 1.0
     prompt_file: Path | None = None
     name: str = ""
+    shar_dir: Path | None = None
+
+    @property
+    def location(self) -> Path:
+        """The manifest or Shar folder, for messages."""
+        return self.manifest if self.manifest is not None else self.shar_dir
 
 
 def _resolve(value: str, config_file: Path, key: str, index: int) -> Path:
@@ -68,26 +75,32 @@ def load_data_config(path: str | Path) -> list[DataSource]:
                 f"data config '{config_file}', entry {i}: unknown key(s) {sorted(unknown)}; "
                 f"allowed: {sorted(_KEYS)}"
             )
-        for key in ("manifest", "task"):
-            if key not in entry:
-                raise ValueError(f"data config '{config_file}', entry {i}: '{key}' is missing")
+        if "task" not in entry:
+            raise ValueError(f"data config '{config_file}', entry {i}: 'task' is missing")
+        if ("manifest" in entry) == ("shar_dir" in entry):
+            raise ValueError(
+                f"data config '{config_file}', entry {i}: name exactly one of 'manifest' "
+                "and 'shar_dir'"
+            )
         task = get_task(str(entry["task"])).name
         weight = float(entry.get("weight", 1.0))
         if weight <= 0:
             raise ValueError(
                 f"data config '{config_file}', entry {i}: weight must be > 0, got {weight}"
             )
-        manifest = _resolve(str(entry["manifest"]), config_file, "manifest", i)
+        key = "manifest" if "manifest" in entry else "shar_dir"
+        location = _resolve(str(entry[key]), config_file, key, i)
         prompt_file = entry.get("prompt_file")
         sources.append(
             DataSource(
-                manifest=manifest,
+                manifest=location if key == "manifest" else None,
+                shar_dir=location if key == "shar_dir" else None,
                 task=task,
                 weight=weight,
                 prompt_file=_resolve(str(prompt_file), config_file, "prompt_file", i)
                 if prompt_file
                 else None,
-                name=str(entry.get("name") or f"{manifest.name.split('.')[0]}:{task}"),
+                name=str(entry.get("name") or f"{location.name.split('.')[0]}:{task}"),
             )
         )
     return sources
@@ -137,6 +150,11 @@ class DataConfig:
     on_the_fly_feats: bool = False
     pad_to_30s: bool = False  # Whisper encoders expect 30 s (3000 frames)
     num_workers: int = 2
+    # Each rank and dataloader worker reads its own shards (always on with a shar_dir
+    # source): resuming replays one segment, not the epoch. See auden/data/sharded.py.
+    sharded: bool = False
+    segment_cuts: int = 2000  # sharded: cuts bucketed together (what a resume replays)
+    jsonl_shard_cuts: int = 10000  # sharded: a jsonl source is split into shards of this size
     # cuts drawn (by weight, before the filters) per training epoch; 0: the sources' total
     cuts_per_epoch: int = 0
     bad_cut: BadCutMode = BadCutMode.skip

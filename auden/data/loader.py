@@ -1,7 +1,12 @@
 """Build the training and validation dataloaders from the `data` config.
 
-    train = TrainData(cfg.data, seed=42, rank=rank, world_size=world_size, hints=hints)
+    train = build_train_data(cfg.data, seed=42, rank=rank, world_size=world_size, hints=hints)
     for batch in train.loader(epoch=1, skip_batches=0): ...
+
+Two ways to read the training split: :class:`TrainData` (one mixture, bucketed and dealt
+to ranks batch by batch; a resume replays the epoch's cut metadata) and
+:class:`ShardedTrainData` (every rank and worker reads its own shards; a resume replays
+one segment), taken with ``data.sharded=true`` or any ``shar_dir`` source.
 
 ``ModelHints`` is what the model tells the data pipeline: whether a target fits a clip
 (a callable) and how to count target tokens, for the "clip too short" filter.
@@ -24,6 +29,7 @@ from auden.data.filters import CountTokensFn, CutFilter, FilterSpec, FitsFn
 from auden.data.inputs import FeatureInput, OnTheFlyInput, PrecomputedInput, make_feature_extractor
 from auden.data.mixing import WeightedMixture, concat_sources
 from auden.data.sampler import ResumableSampler, build_sampler
+from auden.data.sharded import PositionTracker, ShardedStream, ShardPlan
 
 logger = logging.getLogger(__name__)
 
@@ -90,14 +96,18 @@ def _loader(dataset, sampler, num_workers: int, seed: int) -> DataLoader:
     )
 
 
-class TrainData:
-    """The training split: mixed sources, filtered, bucketed per rank, resumable.
+def _train_dataset(cfg: DataConfig, seed: int) -> AudioLlmDataset:
+    return AudioLlmDataset(
+        build_inputs(cfg),
+        seed=seed,
+        training=True,
+        augment=build_augment(cfg),
+        bad_cut=_value(cfg.bad_cut),
+    )
 
-    Sources are drawn by weight from infinite repetitions of each (``WeightedMixture``);
-    an epoch is ``data.cuts_per_epoch`` drawn cuts (default: the sources' total), drawn
-    with a seed that depends on the epoch. The same holds when ``trainer.num_steps`` bounds
-    training instead of epochs.
-    """
+
+class _TrainSplit:
+    """What both ways of reading the training split share: sources, filters, dataset."""
 
     def __init__(
         self,
@@ -113,17 +123,36 @@ class TrainData:
             raise ValueError("data.train_data_config is empty: name a training data config")
         self.sources = load_data_config(cfg.train_data_config)
         self.filter = _filter(cfg, hints)
+        self.dataset = _train_dataset(cfg, seed)
+        self.num_workers = cfg.num_workers
+        self.seed = seed
+        self._build(cfg, rank=rank, world_size=world_size, prompt_file=prompt_file or None)
+
+    def _build(self, cfg: DataConfig, *, rank: int, world_size: int, prompt_file: str | None):
+        raise NotImplementedError
+
+
+class TrainData(_TrainSplit):
+    """The training split: mixed sources, filtered, bucketed per rank, resumable.
+
+    Sources are drawn by weight from infinite repetitions of each (``WeightedMixture``);
+    an epoch is ``data.cuts_per_epoch`` drawn cuts (default: the sources' total), drawn
+    with a seed that depends on the epoch. The same holds when ``trainer.num_steps`` bounds
+    training instead of epochs.
+    """
+
+    def _build(self, cfg: DataConfig, *, rank: int, world_size: int, prompt_file: str | None):
         try:
             self.mixture = WeightedMixture.from_sources(
                 self.sources,
-                seed=seed,
-                default_prompt_file=prompt_file or None,
+                seed=self.seed,
+                default_prompt_file=prompt_file,
                 cuts_per_epoch=cfg.cuts_per_epoch,
             )
             sampler = build_sampler(
                 CutSet(self.mixture).filter(self.filter),
                 cfg.sampler,
-                seed=seed,
+                seed=self.seed,
                 rank=rank,
                 world_size=world_size,
             )
@@ -133,15 +162,6 @@ class TrainData:
                 f"(dropped by the filters: {dict(self.filter.dropped) or 'none'})"
             ) from e
         self.sampler = ResumableSampler(sampler)
-        self.dataset = AudioLlmDataset(
-            build_inputs(cfg),
-            seed=seed,
-            training=True,
-            augment=build_augment(cfg),
-            bad_cut=_value(cfg.bad_cut),
-        )
-        self.num_workers = cfg.num_workers
-        self.seed = seed
 
     def loader(self, epoch: int, skip_batches: int = 0) -> DataLoader:
         """This rank's batches of ``epoch``, less the first ``skip_batches`` (resume)."""
@@ -150,6 +170,86 @@ class TrainData:
         self.sampler.skip(skip_batches)
         self.dataset.set_epoch(epoch)
         return _loader(self.dataset, self.sampler, self.num_workers, seed=self.seed + epoch)
+
+    def state_dict(self) -> dict | None:
+        """Nothing beyond the batch count the trainer keeps: a resume replays the epoch."""
+        return None
+
+    def load_state_dict(self, state: dict | None) -> None:
+        pass
+
+
+class ShardedTrainData(_TrainSplit):
+    """The training split read shard by shard: each rank and dataloader worker reads its own
+    shards (see :mod:`auden.data.sharded`); ``state_dict`` says where each reader stands."""
+
+    def _build(self, cfg: DataConfig, *, rank: int, world_size: int, prompt_file: str | None):
+        workers = max(1, cfg.num_workers)
+        try:
+            self.plan = ShardPlan.build(
+                self.sources,
+                num_readers=world_size * workers,
+                seed=self.seed,
+                segment_cuts=cfg.segment_cuts,
+                jsonl_shard_cuts=cfg.jsonl_shard_cuts,
+                cuts_per_epoch=cfg.cuts_per_epoch,
+            )
+        except ValueError as e:
+            raise ValueError(f"data.train_data_config '{cfg.train_data_config}': {e}") from e
+        logger.info("one training epoch: %d cuts drawn by weight, read by %d readers "
+                    "(%d ranks x %d workers)", self.plan.cuts_per_epoch,
+                    self.plan.num_readers, world_size, workers)
+        self.stream = ShardedStream(
+            self.plan, self.dataset, self.filter, cfg.sampler, rank=rank,
+            num_workers=cfg.num_workers, default_prompt_file=prompt_file,
+        )
+        self._resume: dict | None = None
+        self._tracker: PositionTracker | None = None
+
+    def loader(self, epoch: int, skip_batches: int = 0) -> PositionTracker:
+        """This rank's batches of ``epoch``; ``skip_batches`` > 0 resumes from the
+        positions given to ``load_state_dict``."""
+        self.stream.set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
+        resume, self._resume = self._resume, None
+        if skip_batches:
+            if resume is None or resume["epoch"] != epoch:
+                raise ValueError(
+                    f"resuming epoch {epoch} after {skip_batches} batches needs the sharded "
+                    "readers' positions, and the checkpoint holds none for this epoch"
+                )
+            self.stream.resume(resume["positions"], resume["next_local"])
+        loader = DataLoader(
+            self.stream,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+            generator=torch.Generator().manual_seed(self.seed + epoch),
+        )
+        self._tracker = PositionTracker(loader, self.stream)
+        return self._tracker
+
+    def state_dict(self) -> dict | None:
+        return self._tracker.state_dict() if self._tracker is not None else None
+
+    def load_state_dict(self, state: dict | None) -> None:
+        """Where this rank's readers stood (from a checkpoint); used by the next ``loader``."""
+        if state is None:
+            return
+        if state["num_readers"] != self.plan.num_readers:
+            raise ValueError(
+                f"the checkpoint was written with {state['num_readers']} sharded readers "
+                f"(ranks x data.num_workers), this run has {self.plan.num_readers}: resume "
+                "with the same number of ranks and data.num_workers"
+            )
+        self._resume = state
+
+
+def build_train_data(cfg: DataConfig, **kwargs) -> TrainData | ShardedTrainData:
+    """Sharded reading when ``data.sharded`` is set or a source is a Shar folder."""
+    if cfg.sharded or any(s.shar_dir is not None for s in load_data_config(cfg.train_data_config)):
+        return ShardedTrainData(cfg, **kwargs)
+    return TrainData(cfg, **kwargs)
 
 
 def build_valid_loader(

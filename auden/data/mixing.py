@@ -30,29 +30,49 @@ from lhotse import CutSet, load_manifest_lazy
 from lhotse.cut import Cut
 
 from auden.data.config import DataSource
+from auden.data.shar import list_shards
 
 logger = logging.getLogger(__name__)
 
 
-def _tag(cut: Cut, task: str, prompt_file: str | None) -> Cut:
+def tag_cut(cut: Cut, task: str, prompt_file: str | None) -> Cut:
     cut = cut.with_custom("task", task)
     if prompt_file:
         cut = cut.with_custom("prompt_file", prompt_file)
     return cut
 
 
+def tag_source(cuts: CutSet, source: DataSource, default_prompt_file: str | Path | None) -> CutSet:
+    """``cuts`` tagged with the task and prompt file of ``source``."""
+    prompt_file = source.prompt_file or default_prompt_file
+    return cuts.map(
+        partial(tag_cut, task=source.task, prompt_file=str(prompt_file) if prompt_file else None)
+    )
+
+
 def read_source(source: DataSource, default_prompt_file: str | Path | None = None) -> CutSet:
-    """The source's cuts, read lazily and tagged with their task and prompt file."""
+    """The source's cuts, read lazily (a Shar folder shard after shard), tagged with their
+    task and prompt file."""
+    if source.shar_dir is not None:
+        shards = list_shards(source.shar_dir)
+        fields = {"cuts": [str(s.cuts) for s in shards]}
+        for name in shards[0].fields:
+            fields[name] = [str(s.fields[name]) for s in shards]
+        return tag_source(CutSet.from_shar(fields=fields), source, default_prompt_file)
     try:
         cuts = load_manifest_lazy(source.manifest)
     except Exception as e:  # lhotse raises several types for unreadable manifests
         raise ValueError(f"cannot read manifest '{source.manifest}': {e}") from e
     if cuts is None or not isinstance(cuts, CutSet):
         raise ValueError(f"manifest '{source.manifest}' is not a Lhotse CutSet manifest")
-    prompt_file = source.prompt_file or default_prompt_file
-    return cuts.map(
-        partial(_tag, task=source.task, prompt_file=str(prompt_file) if prompt_file else None)
-    )
+    return tag_source(cuts, source, default_prompt_file)
+
+
+def source_size(source: DataSource) -> int:
+    """Cuts in a source (a Shar folder's from its index, a manifest's line by line)."""
+    if source.shar_dir is not None:
+        return sum(s.num_cuts for s in list_shards(source.shar_dir))
+    return count_cuts(source.manifest)
 
 
 def count_cuts(manifest: str | Path) -> int:
@@ -102,11 +122,11 @@ class WeightedMixture:
         cutsets = [read_source(s, default_prompt_file) for s in sources]
         for s in sources:
             logger.info(
-                "train source %s: %s (task %s, weight %g)", s.name, s.manifest, s.task, s.weight
+                "train source %s: %s (task %s, weight %g)", s.name, s.location, s.task, s.weight
             )
         total = cuts_per_epoch
         if not total:
-            sizes = [count_cuts(s.manifest) for s in sources]
+            sizes = [source_size(s) for s in sources]
             for s, n in zip(sources, sizes):
                 logger.info("train source %s: %d cuts", s.name, n)
             total = sum(sizes)

@@ -34,7 +34,7 @@ from auden.checkpoint import (
     save_checkpoint,
     trainable_state_dict,
 )
-from auden.data.loader import ModelHints, TrainData, build_valid_loader
+from auden.data.loader import ModelHints, build_train_data, build_valid_loader
 from auden.training.config import TrainConfig, as_train_config, to_plain_dict
 from auden.training.distributed import (
     DistInfo,
@@ -146,7 +146,10 @@ class Trainer:
             prompt_file=cfg.prompt_file or None,
             hints=hints,
         )
-        self.train_data = TrainData(cfg.data, **common)
+        self.train_data = build_train_data(cfg.data, **common)
+        if ckpt is not None and self.state.batches_in_epoch:
+            readers = ckpt["sampler"].get("readers") or []
+            self.train_data.load_state_dict(readers[dist.rank] if dist.rank < len(readers) else None)
         self.valid_loader = build_valid_loader(cfg.data, **common)
         self.ddp_model = self.model
         if dist.enabled:
@@ -224,6 +227,7 @@ class Trainer:
                 "rng": capture_rng_state(),
                 "last_cut_ids": list(self.last_cut_ids),
                 "fingerprint": _fingerprint(model_state),
+                "readers": self.train_data.state_dict(),
             }
         )
         fingerprints = [r["fingerprint"] for r in per_rank]
@@ -244,6 +248,7 @@ class Trainer:
                 "batches_in_epoch": self.state.batches_in_epoch,
                 "seed": t.seed,
                 "world_size": self.dist.world_size,
+                "readers": [r["readers"] for r in per_rank],  # sharded reading: per rank
             },
             "rng": [r["rng"] for r in per_rank],
             # What each rank trained on last: tells where a run was, and that ranks differ.
