@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from lhotse import load_manifest
 from recipe_fixtures import (
     LIBRISPEECH_TEXT,
@@ -126,3 +127,34 @@ def test_recipe_configs_compose_for_zipformer_and_whisper(recipe_name):
 
 def _value(x):
     return getattr(x, "value", x)
+
+
+def test_stage_4_imports_an_icefall_encoder_and_makes_it_the_default(tmp_path):
+    """`prepare.sh --icefall-checkpoint` (an icefall epoch checkpoint, params included)."""
+    from safetensors.torch import load_file
+
+    from auden.models.encoders.zipformer import ZipformerEncoder
+
+    fixture = load_file(str(REPO / "tests/fixtures/icefall_zipformer/small.safetensors"))
+    state = {k[len("weights.") :]: v for k, v in fixture.items() if k.startswith("weights.")}
+    # icefall's epoch-N.pt keeps its training params beside the weights.
+    params = {"feature_dim": 20, "pos_head_dim": "2", "num_heads": "2,2,4,4,2,2"}
+    torch.save({"model": state, **params}, tmp_path / "epoch-30.pt")
+    recipe = copy_recipe("librispeech", tmp_path)
+    llm = ["model.llm.pretrained_model=/models/Qwen2.5-7B-Instruct"]
+    before = compose_recipe_config(recipe, "train", llm).model.audio_encoder.pretrained_model
+    assert before == ""
+    args = ["--stage", "4", "--icefall-checkpoint", str(tmp_path / "epoch-30.pt")]
+    proc = run_prepare(recipe, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    encoder = ZipformerEncoder.from_pretrained(recipe / "data" / "icefall_encoder").eval()
+    features = fixture["clip0.features"][None]
+    with torch.no_grad():
+        frames = encoder(features, torch.tensor([features.shape[1]])).frames[0]
+    assert (frames - fixture["clip0.encoder_out"]).abs().max().item() <= 1e-5
+    train = compose_recipe_config(recipe, "train", llm)
+    assert train.model.audio_encoder.pretrained_model == "data/icefall_encoder"
+    given = compose_recipe_config(recipe, "train", llm + ["model.audio_encoder.pretrained_model=/e"])
+    assert given.model.audio_encoder.pretrained_model == "/e"
+    whisper = compose_recipe_config(recipe, "train_whisper", llm)
+    assert whisper.model.audio_encoder.pretrained_model == ""

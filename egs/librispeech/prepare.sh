@@ -13,6 +13,9 @@
 #  stage 2: features -> data/fbank/librispeech_cuts_<part>.jsonl.gz (data/whisper_fbank/ with --whisper-fbank true)
 #  stage 3: data configs -> configs/{train,valid,test}_data.yaml (configs/*_data_whisper.yaml with
 #           --whisper-fbank true), using the English prompts of configs/prompts/transcribe.txt
+#  stage 4: only with --icefall-checkpoint: import an icefall Zipformer (its exp/pretrained.pt)
+#           -> data/icefall_encoder (+ data/icefall_ctc with --icefall-bpe-model), and write
+#           configs/icefall_encoder/imported.yaml, which makes it train.yaml's default encoder
 #
 # Each finished stage leaves a marker data/.stage-<n>[-<features>].done (tools/recipe_stages.sh):
 # a re-run skips finished stages unless their settings (--parts, ...) changed; naming the
@@ -22,7 +25,7 @@ set -euo pipefail
 
 help_message="Usage: prepare.sh [options]: LibriSpeech -> manifests, features, data configs (see the script's header)"
 stage=1                  # first stage to run
-stop_stage=3             # last stage to run
+stop_stage=4             # last stage to run
 dl_dir=                  # holds LibriSpeech/<part>/... (default: egs/librispeech/download)
 parts="train-clean-100 train-clean-360 train-other-500 dev-clean dev-other test-clean test-other"  # parts to prepare
 nj=4                     # parallel jobs
@@ -30,6 +33,8 @@ whisper_fbank=false      # Whisper log-mel (for Whisper encoders) instead of Kal
 num_mel_bins=80          # 80, or 128 for Whisper large-v3
 perturb_speed=false      # add 0.9x and 1.1x speed copies of the train parts
 use_kaldifeat=false      # compute fbank with kaldifeat (make setup-kaldifeat)
+icefall_checkpoint=      # stage 4: an icefall Zipformer exp/pretrained.pt to start the encoder from
+icefall_bpe_model=       # stage 4: its data/lang_bpe_500/bpe.model, to keep its CTC head too
 
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_stages.sh"
@@ -38,6 +43,8 @@ use_kaldifeat=false      # compute fbank with kaldifeat (make setup-kaldifeat)
 recipe_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tools=$(cd "$recipe_dir/../../tools" && pwd)
 dl_dir=$(realpath -m "${dl_dir:-$recipe_dir/download}")  # relative to where the user stands
+[ -z "$icefall_checkpoint" ] || icefall_checkpoint=$(realpath -m "$icefall_checkpoint")
+[ -z "$icefall_bpe_model" ] || icefall_bpe_model=$(realpath -m "$icefall_bpe_model")
 cd "$recipe_dir"
 use_repo_venv "$recipe_dir/../.."
 stages_init data
@@ -54,6 +61,7 @@ feats_dir=data/$feature
 settings_1="corpus=$corpus_dir parts=$(echo $parts)"
 settings_2="$settings_1 num_mel_bins=$num_mel_bins perturb_speed=$perturb_speed use_kaldifeat=$use_kaldifeat"
 settings_3="$settings_2"
+settings_4="checkpoint=$icefall_checkpoint bpe_model=$icefall_bpe_model num_mel_bins=$num_mel_bins"
 
 if run_stage 1 "manifests of $parts from $corpus_dir" "" "$settings_1"; then
   # Check the layout here: lhotse skips missing audio with a warning and writes nothing useful.
@@ -121,4 +129,30 @@ if run_stage 3 "data configs for $feature features" "$feature" "$settings_3"; th
   fi
   log "wrote configs/{train,valid,test}_data$suffix.yaml"
   finish_stage 3 "$feature" "$settings_3"
+fi
+
+if [ -z "$icefall_checkpoint" ]; then
+  if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+    log "stage 4: no --icefall-checkpoint: the encoder comes from model.audio_encoder.* (train.yaml)"
+  fi
+elif run_stage 4 "import icefall's encoder from $icefall_checkpoint" "" "$settings_4"; then
+  [ -f "$icefall_checkpoint" ] || die "--icefall-checkpoint '$icefall_checkpoint' does not exist"
+  ctc_args=() wrote=data/icefall_encoder
+  if [ -n "$icefall_bpe_model" ]; then
+    ctc_args=(--ctc-out data/icefall_ctc --bpe-model "$icefall_bpe_model")
+    wrote="$wrote and data/icefall_ctc"
+  fi
+  auden import-icefall "$icefall_checkpoint" --out data/icefall_encoder \
+    --num-mel-bins "$num_mel_bins" "${ctc_args[@]}"
+  mkdir -p configs/icefall_encoder
+  {
+    echo "# @package _global_"
+    echo "# Written by prepare.sh stage 4 from $icefall_checkpoint: the imported icefall encoder is"
+    echo "# train.yaml's default; model.audio_encoder.pretrained_model=... on the command line wins."
+    echo "model:"
+    echo "  audio_encoder:"
+    echo "    pretrained_model: data/icefall_encoder"
+  } > configs/icefall_encoder/imported.yaml
+  log "wrote $wrote, and configs/icefall_encoder/imported.yaml"
+  finish_stage 4 "" "$settings_4"
 fi

@@ -17,6 +17,11 @@ layer dropout and the bypass-scale schedule, the feature-masking of ``encoder_un
 the ConvNeXt layer of the front end, chunked/causal streaming, and the 8-bit derivative
 storage of the swoosh kernels. The relative positional encoding follows the paper's idea
 (log-compressed offsets through atan, then sin/cos), not icefall's exact formula.
+
+``flavor: icefall`` (presets ``icefall-small`` / ``-medium`` / ``-large``) is icefall's
+non-streaming Zipformer2 at inference instead: its ConvNeXt front end, positional
+formula, norms, bypasses and downsampling, so that its released checkpoints load
+(``auden import-icefall``, :mod:`auden.models.encoders.zipformer.icefall`).
 """
 
 from auden.models.encoders.zipformer.config import (

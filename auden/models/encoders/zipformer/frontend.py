@@ -1,4 +1,4 @@
-"""Convolutional front ends: 100 Hz fbank -> 50 Hz frames of the first stack's width (ours, icefall's)."""
+"""Convolutional front ends (ours and icefall's): 100 Hz fbank -> 50 Hz frames."""
 
 from __future__ import annotations
 
