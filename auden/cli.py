@@ -104,20 +104,16 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "import-icefall":
         from auden.checkpoint.icefall import import_icefall
-        from auden.models.encoders.zipformer.icefall import IcefallImportError
 
-        try:
-            result = import_icefall(
-                args.checkpoint,
-                args.out,
-                ctc_out=args.ctc_out,
-                bpe_model=args.bpe_model,
-                num_mel_bins=args.num_mel_bins,
-                pos_head_dim=args.pos_head_dim,
-            )
-        except IcefallImportError as e:
-            sys.stderr.write(f"auden import-icefall: {e}\n")
-            return 2
+        # An IcefallImportError is a ValueError: main() prints it as one line (exit 2).
+        result = import_icefall(
+            args.checkpoint,
+            args.out,
+            ctc_out=args.ctc_out,
+            bpe_model=args.bpe_model,
+            num_mel_bins=args.num_mel_bins,
+            pos_head_dim=args.pos_head_dim,
+        )
         for folder in (result.encoder_dir, result.ctc_dir):
             if folder is not None:
                 print(folder)
