@@ -179,3 +179,37 @@ def test_label_heads_need_two_classes():
 
     with pytest.raises(ValueError, match="at least two classes"):
         LabelHeads(8, [LabelHeadConfig("gender", ["male"])])
+
+
+def test_ctc_projector_gives_one_position_per_heard_token_after_the_summary():
+    from auden.models.projector import CtcCompressor, ProjectorConfig
+
+    torch.manual_seed(0)
+    compressor = CtcCompressor(ProjectorConfig(type="ctc", summary_chunks=2), 6, 4)
+    embeddings = torch.randn(5, 4)  # an LLM of 5 tokens; CTC classes: blank + 5
+    # A sure CTC path over 7 frames: blank, 3, 3, blank, 1, 1, 4 -> tokens 2, 0, 3.
+    path = [0, 3, 3, 0, 1, 1, 4]
+    log_probs = torch.full((1, 7, 6), -30.0)
+    log_probs[0, torch.arange(7), torch.tensor(path)] = 0.0
+    frames = torch.randn(1, 7, 6)
+    out, lens = compressor(frames, torch.tensor([7]), log_probs, embeddings)
+    assert lens.tolist() == [2 + 3]
+    # The sound's offset starts at zero: the token positions are the words' embeddings.
+    assert torch.allclose(out[0, 2:], embeddings[[2, 0, 3]], atol=1e-6)
+    # A clip alone gives what it gives in a padded batch (here beside a silent clip).
+    silent = torch.full((1, 7, 6), -30.0)
+    silent[..., 0] = 0.0
+    batch_out, batch_lens = compressor(
+        torch.cat([frames, frames]), torch.tensor([7, 3]), torch.cat([log_probs, silent]),
+        embeddings,
+    )
+    assert batch_lens.tolist() == [5, 2]  # a clip without words keeps its summary only
+    assert torch.allclose(batch_out[0], out[0], atol=1e-6)
+
+
+def test_ctc_projector_needs_the_joint_ctc_head(llm_folder):
+    from auden.models.projector import ProjectorConfig
+
+    config = tiny_config(llm_folder, projector=ProjectorConfig(type="ctc"))
+    with pytest.raises(ValueError, match="model.ctc.weight > 0"):
+        AudioLlm.from_config(config)

@@ -37,7 +37,7 @@ from auden.models.encoders.base import AudioEncoder, encoder_class
 from auden.models.heads import ctc_greedy, ctc_loss
 from auden.models.lora import LoraConfig, add_lora, base_module, is_lora, merged_copy
 from auden.models.outputs import EncoderOutput, ModelOutput
-from auden.models.projector import Projector, ProjectorConfig
+from auden.models.projector import CtcCompressor, Projector, ProjectorConfig
 from auden.models.weights_io import load_weights, save_weights
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,14 @@ class AudioLlm(nn.Module):
         self.chat = ChatTokenizer(tokenizer, config.audio_token)
         llm_dim = llm.get_input_embeddings().embedding_dim
         self.audio_encoder = audio_encoder
-        self.projector = Projector(config.projector, audio_encoder.output_dim, llm_dim)
+        if config.projector.type == "ctc":
+            if config.ctc.weight <= 0:
+                raise ValueError(
+                    "model.projector.type=ctc reads the joint CTC head: set model.ctc.weight > 0"
+                )
+            self.projector = CtcCompressor(config.projector, audio_encoder.output_dim, llm_dim)
+        else:
+            self.projector = Projector(config.projector, audio_encoder.output_dim, llm_dim)
         self.llm = llm
 
         self.ctc_head = None
@@ -265,6 +272,10 @@ class AudioLlm(nn.Module):
             ),
         )
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.projector.parameters()).device
+
     # ------------------------------------------------------------------ training helpers
     def train(self, mode: bool = True) -> AudioLlm:
         """Frozen parts with nothing to train stay in eval mode (no dropout, no layer skipping)."""
@@ -337,7 +348,15 @@ class AudioLlm(nn.Module):
         """Features -> projected audio frames ``[B, N, llm_dim]`` and their lengths ``[B]``."""
         if enc_out is None:
             enc_out = self.run_encoder(features, feature_lens)
-        frames, lens = self.projector(enc_out.frames, enc_out.lens)
+        if isinstance(self.projector, CtcCompressor):
+            frames, lens = self.projector(
+                enc_out.frames,
+                enc_out.lens,
+                self._ctc_log_probs(enc_out),
+                self.llm.get_input_embeddings().weight,
+            )
+        else:
+            frames, lens = self.projector(enc_out.frames, enc_out.lens)
         return frames.to(self.llm.get_input_embeddings().weight.dtype), lens
 
     def _embed(self, chat, frames: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
@@ -364,7 +383,7 @@ class AudioLlm(nn.Module):
         next token). With ``only_predicting_targets`` only the positions that predict a
         target token in some row are kept, which saves most of the ``L x vocab`` memory.
         """
-        device = self.projector.mlp[0].weight.device
+        device = self.device
         frames, lens = self.encode_audio(
             batch.features.to(device), batch.feature_lens.to(device), enc_out
         )
@@ -386,7 +405,7 @@ class AudioLlm(nn.Module):
     def forward(self, batch: AudioBatch) -> ModelOutput:
         """Teacher-forced loss over the assistant replies (mean per target token), plus
         ``ctc.weight`` times the joint CTC loss (mean per CTC label) when it is on."""
-        device = self.projector.mlp[0].weight.device
+        device = self.device
         enc_out = self.run_encoder(batch.features.to(device), batch.feature_lens.to(device))
         logits, labels = self.compute_logits(batch, only_predicting_targets=True, enc_out=enc_out)
         logits = logits.float()
@@ -421,7 +440,7 @@ class AudioLlm(nn.Module):
         """The joint CTC head's greedy transcripts (needs ``ctc.weight > 0``)."""
         if self.ctc_head is None:
             raise ValueError("this audio LLM has no CTC head (model.ctc.weight is 0)")
-        device = self.projector.mlp[0].weight.device
+        device = self.device
         enc_out = self.run_encoder(batch.features.to(device), batch.feature_lens.to(device))
         rows = ctc_greedy(self._ctc_log_probs(enc_out), enc_out.lens)
         return [self.tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
@@ -445,7 +464,7 @@ class AudioLlm(nn.Module):
         """
         names = clip_names or [f"clip {i}" for i in range(len(messages))]
         features, feature_lens = self._features(audio, sampling_rate, names)
-        device = self.projector.mlp[0].weight.device
+        device = self.device
         frames, lens = self.encode_audio(features.to(device), feature_lens.to(device))
         chat = self.chat.encode(messages, lens.tolist(), names, for_generation=True)
         embeds = self._embed(chat, frames, lens)
@@ -476,7 +495,7 @@ class AudioLlm(nn.Module):
             rendered = self.chat.segments(spoken, f"row {i}", for_generation=True)[0][0]
             rows.append(self.tokenizer(rendered, add_special_tokens=False).input_ids)
         length = max(len(r) for r in rows)
-        device = self.projector.mlp[0].weight.device
+        device = self.device
         ids = torch.full((len(rows), length), self.chat.pad_token_id, dtype=torch.int64)
         mask = torch.zeros_like(ids)
         for i, row in enumerate(rows):

@@ -6,6 +6,9 @@ Two kinds, both downsampling time by ``ds_rate``:
   two-layer MLP to the LLM width. Zipformer (25 Hz) with ``ds_rate=4`` and Whisper
   (50 Hz) with ``ds_rate=8`` both give 6.25 audio tokens per second.
 - ``"conv"``: a strided ``Conv1d`` (kernel = stride = ``ds_rate``), then the same MLP.
+- ``"ctc"``: :class:`CtcCompressor`, one position per token the encoder's CTC head hears
+  (its posterior-weighted LLM embedding plus the segment's projected sound), after
+  ``summary_chunks`` positions that summarise the whole clip (who speaks, how, what noise).
 
 **Remainder rule.** A clip of ``n`` encoder frames gives ``ceil(n / ds_rate)`` projected
 frames: a trailing partial group is completed with zero frames, so the end of an
@@ -24,17 +27,22 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-PROJECTOR_TYPES = ("mlp", "conv")
+PROJECTOR_TYPES = ("mlp", "conv", "ctc")
 
 
 @dataclass
 class ProjectorConfig:
-    """``type``: "mlp" or "conv"; ``hidden_size``: MLP width (0 = the LLM's width)."""
+    """``type``: "mlp", "conv" or "ctc"; ``hidden_size``: MLP width (0 = the LLM's width).
+
+    ``ds_rate`` applies to mlp/conv; ``summary_chunks`` to ctc (the clip is cut into that
+    many equal spans, each averaged into one summary position).
+    """
 
     type: str = "mlp"
     ds_rate: int = 4
     hidden_size: int = 0
     activation: str = "gelu"
+    summary_chunks: int = 4
 
 
 def projected_lengths(lens: torch.Tensor, ds_rate: int) -> torch.Tensor:
@@ -99,3 +107,84 @@ class Projector(nn.Module):
         x = self.mlp(x)
         out_valid = torch.arange(t_out, device=x.device)[None, :] < out_lens[:, None]
         return x.masked_fill(~out_valid[:, :, None], 0.0), out_lens
+
+
+def _mlp(config: ProjectorConfig, dim_in: int, llm_dim: int) -> nn.Sequential:
+    hidden = config.hidden_size or llm_dim
+    return nn.Sequential(
+        nn.Linear(dim_in, hidden), _ACTIVATIONS[config.activation](), nn.Linear(hidden, llm_dim)
+    )
+
+
+class CtcCompressor(nn.Module):
+    """Encoder frames -> one LLM position per token that the CTC head hears.
+
+    The greedy CTC path cuts a clip into segments (runs of one non-blank label; blank
+    frames are dropped). A segment becomes the LLM embedding of its mean CTC posterior
+    (a soft token: exactly the word's embedding when CTC is sure) plus an MLP of its mean
+    encoder frame (what the token alone does not say). The LLM thus reads the audio in the
+    layout it reads text, which a small or text-pretrained LLM needs to reason over what
+    was said. Before the segments come ``summary_chunks`` positions, each an MLP of the
+    mean frame of one equal span of the clip: who speaks, how fast and high, and any sound
+    without words (a clip with no token keeps only these)::
+
+        compressor = CtcCompressor(ProjectorConfig(type="ctc"), encoder_dim=256, llm_dim=896)
+        frames, lens = compressor(enc_out.frames, enc_out.lens, ctc_log_probs, llm_embeddings)
+    """
+
+    def __init__(self, config: ProjectorConfig, encoder_dim: int, llm_dim: int) -> None:
+        super().__init__()
+        if config.summary_chunks < 1:
+            raise ValueError(
+                f"model.projector.summary_chunks must be >= 1, got {config.summary_chunks}"
+            )
+        self.config = config
+        self.acoustic = _mlp(config, encoder_dim, llm_dim)
+        self.summary = _mlp(config, encoder_dim, llm_dim)
+        # The sound starts as a zero offset: at step 0 the LLM reads the CTC tokens as text.
+        nn.init.zeros_(self.acoustic[-1].weight)
+        nn.init.zeros_(self.acoustic[-1].bias)
+
+    def forward(
+        self,
+        frames: torch.Tensor,
+        lens: torch.Tensor,
+        log_probs: torch.Tensor,
+        embeddings: torch.Tensor,
+        blank: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``frames [B, T, D]``, ``log_probs [B, T, V+1]`` (class ``i + 1`` is LLM token
+        ``i``) and the LLM's input embeddings ``[>= V, H]`` -> ``[B, N, H]`` and lens."""
+        k = self.config.summary_chunks
+        vocab = log_probs.shape[-1] - 1
+        token_table = embeddings[:vocab]
+        rows = []
+        for i in range(frames.shape[0]):
+            n = int(lens[i])
+            x, probs = frames[i, :n], log_probs[i, :n].exp()
+            spans = torch.tensor_split(torch.arange(n, device=x.device), min(k, n))
+            chunk_means = torch.stack([x[s].mean(0) for s in spans])
+            if len(spans) < k:  # a clip shorter than k frames: repeat its last span
+                chunk_means = torch.cat([chunk_means, chunk_means[-1:].expand(k - n, -1)])
+            summary = self.summary(chunk_means)
+            best = probs.argmax(-1)
+            keep = best != blank
+            starts = keep & torch.cat([best.new_ones(1, dtype=torch.bool), best[1:] != best[:-1]])
+            segment = torch.cumsum(starts.long(), 0) - 1
+            num_segments = int(starts.sum())
+            if num_segments == 0:
+                rows.append(summary)
+                continue
+            index = segment[keep]
+            counts = torch.bincount(index, minlength=num_segments).unsqueeze(1).to(x.dtype)
+            mean_frame = x.new_zeros(num_segments, x.shape[1]).index_add(0, index, x[keep])
+            token_probs = probs.new_zeros(num_segments, vocab).index_add(
+                0, index, probs[keep, blank + 1 :]
+            )
+            token_probs = token_probs / token_probs.sum(1, keepdim=True).clamp(min=1e-8)
+            soft_tokens = token_probs.to(token_table.dtype) @ token_table
+            tokens = soft_tokens + self.acoustic(mean_frame / counts).to(soft_tokens.dtype)
+            rows.append(torch.cat([summary.to(tokens.dtype), tokens]))
+        out_lens = torch.tensor([r.shape[0] for r in rows], device=frames.device)
+        out = nn.utils.rnn.pad_sequence(rows, batch_first=True)
+        return out, out_lens
