@@ -155,36 +155,49 @@ class CtcCompressor(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``frames [B, T, D]``, ``log_probs [B, T, V+1]`` (class ``i + 1`` is LLM token
         ``i``) and the LLM's input embeddings ``[>= V, H]`` -> ``[B, N, H]`` and lens."""
+        b, t, d = frames.shape
         k = self.config.summary_chunks
         vocab = log_probs.shape[-1] - 1
-        token_table = embeddings[:vocab]
-        rows = []
-        for i in range(frames.shape[0]):
-            n = int(lens[i])
-            x, probs = frames[i, :n], log_probs[i, :n].exp()
-            spans = torch.tensor_split(torch.arange(n, device=x.device), min(k, n))
-            chunk_means = torch.stack([x[s].mean(0) for s in spans])
-            if len(spans) < k:  # a clip shorter than k frames: repeat its last span
-                chunk_means = torch.cat([chunk_means, chunk_means[-1:].expand(k - n, -1)])
-            summary = self.summary(chunk_means)
-            best = probs.argmax(-1)
-            keep = best != blank
-            starts = keep & torch.cat([best.new_ones(1, dtype=torch.bool), best[1:] != best[:-1]])
-            segment = torch.cumsum(starts.long(), 0) - 1
-            num_segments = int(starts.sum())
-            if num_segments == 0:
-                rows.append(summary)
-                continue
-            index = segment[keep]
-            counts = torch.bincount(index, minlength=num_segments).unsqueeze(1).to(x.dtype)
-            mean_frame = x.new_zeros(num_segments, x.shape[1]).index_add(0, index, x[keep])
-            token_probs = probs.new_zeros(num_segments, vocab).index_add(
-                0, index, probs[keep, blank + 1 :]
-            )
-            token_probs = token_probs / token_probs.sum(1, keepdim=True).clamp(min=1e-8)
-            soft_tokens = token_probs.to(token_table.dtype) @ token_table
-            tokens = soft_tokens + self.acoustic(mean_frame / counts).to(soft_tokens.dtype)
-            rows.append(torch.cat([summary.to(tokens.dtype), tokens]))
-        out_lens = torch.tensor([r.shape[0] for r in rows], device=frames.device)
-        out = nn.utils.rnn.pad_sequence(rows, batch_first=True)
+        device = frames.device
+        lens = lens.to(device)
+        steps = torch.arange(t, device=device)[None, :]
+        valid = steps < lens[:, None]
+
+        # Summary: the mean frame of each of k equal spans (a clip under k frames repeats
+        # its frames; its empty spans take the clip's mean).
+        chunk = torch.div(steps * k, lens[:, None].clamp(min=1), rounding_mode="floor")
+        chunk = (chunk.clamp(max=k - 1) + torch.arange(b, device=device)[:, None] * k)[valid]
+        sums = frames.new_zeros(b * k, d).index_add(0, chunk, frames[valid])
+        counts = torch.bincount(chunk, minlength=b * k).to(frames.dtype).unsqueeze(1)
+        clip_mean = (frames * valid[..., None]).sum(1) / lens[:, None].clamp(min=1)
+        chunk_means = torch.where(
+            counts > 0, sums / counts.clamp(min=1), clip_mean.repeat_interleave(k, 0)
+        )
+        summary = self.summary(chunk_means).view(b, k, -1)
+
+        # Segments of the greedy CTC path: runs of one non-blank class.
+        probs = log_probs.exp()
+        best = probs.argmax(-1)
+        keep = (best != blank) & valid
+        changed = torch.ones_like(keep)
+        changed[:, 1:] = best[:, 1:] != best[:, :-1]
+        starts = keep & changed
+        in_row = torch.cumsum(starts.long(), 1) - 1  # segment number within its row
+        num_segments = starts.sum(1)
+        out_lens = k + num_segments
+        out = summary.new_zeros(b, int(out_lens.max()), summary.shape[-1])
+        out[:, :k] = summary
+        if int(num_segments.sum()) == 0:
+            return out, out_lens
+        offsets = torch.cumsum(num_segments, 0) - num_segments
+        index = (in_row + offsets[:, None])[keep]
+        total = int(num_segments.sum())
+        seg_counts = torch.bincount(index, minlength=total).to(frames.dtype).unsqueeze(1)
+        mean_frame = frames.new_zeros(total, d).index_add(0, index, frames[keep]) / seg_counts
+        token_probs = probs.new_zeros(total, vocab).index_add(0, index, probs[keep][:, blank + 1 :])
+        token_probs = token_probs / token_probs.sum(1, keepdim=True).clamp(min=1e-8)
+        tokens = token_probs.to(embeddings.dtype) @ embeddings[:vocab]
+        tokens = tokens + self.acoustic(mean_frame).to(tokens.dtype)
+        rows = torch.arange(b, device=device)[:, None].expand(b, t)[starts]
+        out = out.index_put((rows, k + in_row[starts]), tokens.to(out.dtype))
         return out, out_lens
