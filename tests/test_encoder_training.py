@@ -213,3 +213,43 @@ def test_ctc_projector_needs_the_joint_ctc_head(llm_folder):
     config = tiny_config(llm_folder, projector=ProjectorConfig(type="ctc"))
     with pytest.raises(ValueError, match="model.ctc.weight > 0"):
         AudioLlm.from_config(config)
+
+
+def test_label_heads_of_the_ctc_export_reach_the_audio_llm_and_show_as_words(
+    llm_folder, tmp_path
+):
+    from auden.models.projector import ProjectorConfig
+
+    torch.manual_seed(0)
+    labels = [LabelHeadConfig("gender", ["male", "female"]), LabelHeadConfig("pitch", ["low", "high"])]
+    ctc = CtcModel.from_config(
+        CtcModelConfig(encoder=CtcEncoderConfig(config="xs"), tokenizer=str(llm_folder), labels=labels)
+    )
+    ctc.save_pretrained(tmp_path / "ctc")
+    config = tiny_config(
+        llm_folder, ctc=JointCtcConfig(weight=0.3), projector=ProjectorConfig(type="ctc"),
+        labels=labels,
+    )
+    config.audio_encoder = AudioEncoderConfig(
+        model_type="zipformer", pretrained_model=str(tmp_path / "ctc")
+    )
+    model = AudioLlm.from_config(config).eval()
+    head = model.label_heads.heads["gender"]
+    assert torch.equal(head.weight, ctc.label_heads.heads["gender"].weight)
+    batch = _batch()
+    enc_out = model.run_encoder(batch.features, batch.feature_lens)
+    frames, lens = model.encode_audio(batch.features, batch.feature_lens, enc_out)
+    summary = config.projector.summary_chunks
+    assert (lens >= len(labels) + summary).all()
+    # The first position mixes the gender words by the head's probabilities.
+    probs = model.label_heads.probabilities(enc_out)[0]
+    table = model.llm.get_input_embeddings().weight
+    words = torch.stack([table[ids].mean(0) for ids in model._label_word_ids[:2]])
+    assert torch.allclose(frames[:, 0], probs @ words, atol=1e-5)
+    model.train()
+    batch.labels = {"gender": ["female", "male"], "pitch": [None, "high"]}
+    model(batch).loss.backward()
+    assert head.weight.grad is not None
+    model.eval().save_pretrained(tmp_path / "export")
+    loaded = AutoModel.from_pretrained(tmp_path / "export")
+    assert torch.equal(loaded.label_heads.heads["gender"].weight, head.weight)

@@ -70,3 +70,27 @@ def test_descriptions_carry_the_attributes_they_were_made_with():
 def test_spoken_vocabulary_is_small_and_closed():
     words = {w for utts in corpus.plan_corpus(8000).values() for u in utts for w in u.text.split()}
     assert 40 <= len(words) <= 80
+
+
+def test_instruct_tests_ask_only_sentences_training_never_asks():
+    import instruct
+
+    for kind, (train, held_out) in instruct.PHRASINGS.items():
+        assert train and held_out and not set(train) & set(held_out), kind
+    plan = corpus.plan_corpus(300)
+    asked = {
+        split: {instruct.make_instruction(u.to_dict(), split)[0] for u in utts if u.text}
+        for split, utts in plan.items()
+    }
+    assert not asked["train"] & (asked["test-seen"] | asked["test-unseen"])
+
+
+def test_instruct_answers_come_from_the_plan():
+    import instruct
+
+    utt = {"id": "u", "kind": "dialogue", "text": "can the red cat jump", "gender": "female",
+           "speed": "fast", "pitch": "low"}
+    expected = {"gender": "a woman", "animal": "cat", "colour": "red", "count": "five",
+                "first_word": "can", "speed": "fast", "pitch": "low", "question": "yes"}
+    assert {k: instruct.response(k, utt) for k in instruct.KINDS} == expected
+    assert instruct.make_instruction({"id": "e", "text": ""}, "train") is None  # a sound event

@@ -156,15 +156,28 @@ def baseline_decoder(
     if not hasattr(model, "generate_from_text"):
         raise ValueError(f"baseline={baseline} needs an audio LLM, not {type(model).__name__}")
 
+    heads = getattr(model, "label_heads", None)
+    fields = heads.fields if heads is not None else []
+
     def words(batch: AudioBatch) -> list[str]:
+        """What the LLM reads instead of the audio: label words (when the model has label
+        heads, as text pretraining read them out), then the spoken words."""
         if baseline == "text":
-            return batch_transcripts(batch)
-        return ctc_model.decode(batch) if ctc_model is not None else model.decode_ctc(batch)
+            spoken = batch_transcripts(batch)
+            labels = [batch.labels.get(f) or [None] * len(batch) for f in fields]
+        else:
+            spoken = ctc_model.decode(batch) if ctc_model is not None else model.decode_ctc(batch)
+            predicted = model.classify(batch)
+            labels = [predicted[f] for f in fields]
+        return [
+            " ".join([*(row[i] for row in labels if row[i]), spoken[i]]).strip()
+            for i in range(len(batch))
+        ]
 
     def hypotheses(batch: AudioBatch) -> list[str]:
-        spoken = words(batch)
         if task == "transcribe":
-            return spoken
+            return ctc_model.decode(batch) if ctc_model is not None else model.decode_ctc(batch)
+        spoken = words(batch)
         messages = [m[:-1] if m and m[-1]["role"] == "assistant" else m for m in batch.messages]
         return model.generate_from_text(spoken, messages, max_new_tokens=max_new_tokens)
 

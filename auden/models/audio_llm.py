@@ -34,7 +34,7 @@ from auden.models.atomic_folder import save_folder_atomically
 from auden.models.chat_inputs import IGNORE_INDEX, ChatTokenizer
 from auden.models.ctc import batch_transcripts
 from auden.models.encoders.base import AudioEncoder, encoder_class
-from auden.models.heads import ctc_greedy, ctc_loss
+from auden.models.heads import LabelHeadConfig, LabelHeads, ctc_greedy, ctc_loss
 from auden.models.lora import LoraConfig, add_lora, base_module, is_lora, merged_copy
 from auden.models.outputs import EncoderOutput, ModelOutput
 from auden.models.projector import CtcCompressor, Projector, ProjectorConfig
@@ -109,6 +109,11 @@ class AudioLlmConfig:
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
     ctc: JointCtcConfig = field(default_factory=JointCtcConfig)
+    # Utterance labels (gender, speed...) learnt by pooled heads on the encoder, as in
+    # zipformer_ctc pretraining (whose heads a zipformer_ctc pretrained_model brings). With
+    # projector.type=ctc each head also gives the LLM one position: its class words'
+    # embeddings weighted by its probabilities.
+    labels: list[LabelHeadConfig] = field(default_factory=list)
     audio_token: str = "<|AUDIO|>"
 
 
@@ -124,6 +129,7 @@ class AudioLlm(nn.Module):
         llm: nn.Module,
         tokenizer,
         ctc_head_state: dict[str, torch.Tensor] | None = None,
+        label_heads_state: dict[str, torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -149,6 +155,20 @@ class AudioLlm(nn.Module):
                 self._load_ctc_head(ctc_head_state)
         elif config.ctc.weight < 0:
             raise ValueError(f"model.ctc.weight must be >= 0, got {config.ctc.weight}")
+
+        labels = [LabelHeadConfig(**_plain_label(c)) for c in config.labels]
+        self.label_heads = LabelHeads(audio_encoder.output_dim, labels) if labels else None
+        if self.label_heads is not None:
+            # Each class as the LLM's words for it: the mean embedding of its tokens.
+            ids = [
+                tokenizer(cls_name, add_special_tokens=False).input_ids
+                for c in labels
+                for cls_name in c.classes
+            ]
+            self._label_word_ids = ids
+            if label_heads_state:
+                missing = self.label_heads.load_state_dict(label_heads_state, strict=False)
+                logger.info("label heads start from the pretrained encoder's (%s)", missing)
 
         llm_cfg = config.llm
         self._frozen_encoder_layers = self._set_encoder_training(config.audio_encoder)
@@ -192,10 +212,12 @@ class AudioLlm(nn.Module):
             attn_implementation=llm_cfg.attn_implementation,
         )
         tokenizer = AutoTokenizer.from_pretrained(llm_cfg.pretrained_model)
-        head = None
-        if config.ctc.weight > 0 and enc_cfg.pretrained_model:
-            head = _pretrained_ctc_head(enc_cfg.pretrained_model)
-        return cls(config, encoder, llm, tokenizer, ctc_head_state=head)
+        head = labels = None
+        if enc_cfg.pretrained_model:
+            extra_heads = _pretrained_heads(enc_cfg.pretrained_model)
+            head = extra_heads.get("ctc_head") if config.ctc.weight > 0 else None
+            labels = extra_heads.get("label_heads") if config.labels else None
+        return cls(config, encoder, llm, tokenizer, ctc_head_state=head, label_heads_state=labels)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, *args: Any, **kwargs: Any) -> AudioLlm:
@@ -234,6 +256,8 @@ class AudioLlm(nn.Module):
         parts = [("audio_encoder", encoder), ("projector", self.projector), ("llm", llm)]
         if self.ctc_head is not None:
             parts.append(("ctc_head", self.ctc_head))
+        if self.label_heads is not None:
+            parts.append(("label_heads", self.label_heads))
         for prefix, module in parts:
             state.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
 
@@ -349,11 +373,13 @@ class AudioLlm(nn.Module):
         if enc_out is None:
             enc_out = self.run_encoder(features, feature_lens)
         if isinstance(self.projector, CtcCompressor):
+            embeddings = self.llm.get_input_embeddings().weight
             frames, lens = self.projector(
                 enc_out.frames,
                 enc_out.lens,
                 self._ctc_log_probs(enc_out),
-                self.llm.get_input_embeddings().weight,
+                embeddings,
+                label_words=self._label_words(enc_out, embeddings),
             )
         else:
             frames, lens = self.projector(enc_out.frames, enc_out.lens)
@@ -423,9 +449,24 @@ class AudioLlm(nn.Module):
             ctc_sum, num_labels = self._ctc_loss(enc_out, batch_transcripts(batch))
             loss = loss + self.config.ctc.weight * ctc_sum / max(num_labels, 1)
             metrics["ctc_loss"] = float(ctc_sum.detach())
+        if self.label_heads is not None:
+            label_loss, _ = self.label_heads.loss(enc_out, batch.labels)
+            loss = loss + label_loss
         return ModelOutput(
             loss=loss, num_targets=num_targets, num_correct=num_correct, metrics=metrics
         )
+
+    def _label_words(self, enc_out: EncoderOutput, embeddings: torch.Tensor) -> list[torch.Tensor]:
+        """Per label head ``[B, H]``: its class words' embeddings weighted by its probabilities."""
+        if self.label_heads is None:
+            return []
+        words = torch.stack([embeddings[ids].mean(0) for ids in self._label_word_ids])
+        out, start = [], 0
+        for probs in self.label_heads.probabilities(enc_out):
+            n = probs.shape[1]
+            out.append(probs.to(words.dtype) @ words[start : start + n])
+            start += n
+        return out
 
     def _ctc_log_probs(self, enc_out: EncoderOutput) -> torch.Tensor:
         return self.ctc_head(enc_out.frames.float()).log_softmax(dim=-1)
@@ -434,6 +475,14 @@ class AudioLlm(nn.Module):
         ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         labels = [[i + 1 for i in row] for row in ids]
         return ctc_loss(self._ctc_log_probs(enc_out), enc_out.lens, labels)
+
+    @torch.no_grad()
+    def classify(self, batch: AudioBatch) -> dict[str, list[str]]:
+        """The label heads' predictions for every clip (empty without label heads)."""
+        if self.label_heads is None:
+            return {}
+        enc_out = self.run_encoder(batch.features.to(self.device), batch.feature_lens.to(self.device))
+        return self.label_heads.predict(enc_out)
 
     @torch.no_grad()
     def decode_ctc(self, batch: AudioBatch) -> list[str]:
@@ -575,16 +624,27 @@ def _audio_as_text(message: dict, audio_token: str, text: str) -> dict:
     return {**message, "content": parts}
 
 
-def _pretrained_ctc_head(folder: str | Path) -> dict[str, torch.Tensor] | None:
-    """The ``ctc_head.*`` weights of a ``zipformer_ctc`` folder, None for other folders."""
+def _pretrained_heads(folder: str | Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The ``ctc_head`` and ``label_heads`` weights of a ``zipformer_ctc`` folder (none
+    for other folders), by head."""
     from safetensors.torch import load_file
 
     weights = Path(folder) / "model.safetensors"
     config = Path(folder) / "config.json"
     if not config.is_file() or json.loads(config.read_text()).get("model_type") != "zipformer_ctc":
-        return None
-    state = load_file(str(weights))
-    return {k[len("ctc_head.") :]: v for k, v in state.items() if k.startswith("ctc_head.")}
+        return {}
+    heads: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in load_file(str(weights)).items():
+        head, _, rest = key.partition(".")
+        if head in ("ctc_head", "label_heads"):
+            heads.setdefault(head, {})[rest] = value
+    return heads
+
+
+def _plain_label(c: Any) -> dict:
+    if isinstance(c, LabelHeadConfig):
+        return {"field": c.field, "classes": list(c.classes), "weight": c.weight}
+    return {k: (list(v) if k == "classes" else v) for k, v in dict(c).items()}
 
 
 def _dtype(name: str) -> torch.dtype:

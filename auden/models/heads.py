@@ -83,6 +83,11 @@ class LabelHeads(nn.Module):
             counts[name] = (correct, counted)
         return total, counts
 
+    def probabilities(self, out: EncoderOutput) -> list[torch.Tensor]:
+        """Each head's class probabilities ``[B, num_classes]``, in config order."""
+        pooled = pooled_frames(out)
+        return [head(pooled).softmax(-1) for head in self.heads.values()]
+
     @torch.no_grad()
     def predict(self, out: EncoderOutput) -> dict[str, list[str]]:
         pooled = pooled_frames(out)

@@ -152,9 +152,14 @@ class CtcCompressor(nn.Module):
         log_probs: torch.Tensor,
         embeddings: torch.Tensor,
         blank: int = 0,
+        label_words: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``frames [B, T, D]``, ``log_probs [B, T, V+1]`` (class ``i + 1`` is LLM token
-        ``i``) and the LLM's input embeddings ``[>= V, H]`` -> ``[B, N, H]`` and lens."""
+        ``i``) and the LLM's input embeddings ``[>= V, H]`` -> ``[B, N, H]`` and lens.
+
+        ``label_words``, one ``[B, H]`` tensor per label head (the class words' embeddings
+        weighted by the head's probabilities), go first: the LLM reads "female fast high"
+        as it read the labels in text pretraining."""
         b, t, d = frames.shape
         k = self.config.summary_chunks
         vocab = log_probs.shape[-1] - 1
@@ -174,6 +179,10 @@ class CtcCompressor(nn.Module):
             counts > 0, sums / counts.clamp(min=1), clip_mean.repeat_interleave(k, 0)
         )
         summary = self.summary(chunk_means).view(b, k, -1)
+        if label_words:
+            words = torch.stack(label_words, 1).to(summary.dtype)
+            summary = torch.cat([words, summary], 1)
+            k += words.shape[1]
 
         # Segments of the greedy CTC path: runs of one non-blank class.
         probs = log_probs.exp()

@@ -66,8 +66,15 @@ class PretrainSettings:
     log_interval: int = 50
 
 
-def collect_examples(sources: list[DataSource], seed: int) -> list[TextExample]:
-    """A text example for every cut that carries spoken words, for each source's task."""
+def collect_examples(
+    sources: list[DataSource], seed: int, label_fields: tuple[str, ...] = ()
+) -> list[TextExample]:
+    """A text example for every cut that carries spoken words, for each source's task.
+
+    ``label_fields`` (``supervision.custom`` keys, e.g. gender, speed, pitch) are read out
+    before the words ("female fast high the red cat"), as an audio LLM whose encoder has
+    label heads shows them to the LLM (``model.labels`` with ``projector.type=ctc``).
+    """
     examples = []
     for source in sources:
         task = get_task(source.task)
@@ -81,7 +88,9 @@ def collect_examples(sources: list[DataSource], seed: int) -> list[TextExample]:
             if not spoken:
                 continue  # a sound event: nothing to read
             prompt = task.instruction(cut) or prompts.draw(cut.id, epoch=0, seed=seed)
-            examples.append(TextExample(spoken, prompt, task.target(cut)))
+            custom = cut.supervisions[0].custom or {}
+            labels = [str(custom[f]) for f in label_fields if custom.get(f)]
+            examples.append(TextExample(" ".join([*labels, spoken]), prompt, task.target(cut)))
     if not examples:
         raise ValueError("no cut in the data config has spoken text to learn from")
     return examples
@@ -186,13 +195,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-config", required=True, help="a training data config (yaml)")
     parser.add_argument("--out", required=True, help="where to save the trained LLM folder")
     parser.add_argument("--audio-token", default="<|AUDIO|>")
+    parser.add_argument(
+        "--label-fields", nargs="*", default=[],
+        help="supervision.custom fields read out before the words (the audio LLM's label heads)",
+    )
     defaults = PretrainSettings()
     for name, value in vars(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = PretrainSettings(**{k: getattr(args, k) for k in vars(defaults)})
-    examples = collect_examples(load_data_config(args.data_config), settings.seed)
+    examples = collect_examples(
+        load_data_config(args.data_config), settings.seed, tuple(args.label_fields)
+    )
     logger.info("%d text examples from %s", len(examples), args.data_config)
     pretrain_llm(args.llm, args.out, examples, settings, audio_token=args.audio_token)
 

@@ -25,10 +25,12 @@ nj=2                  # parallel jobs for data preparation
 num_utts=8000         # corpus size (utterances over all splits), see prepare.sh
 nproc=2               # training processes (torchrun --nproc_per_node)
 ctc_steps=1200        # CTC encoder pretraining steps
-llm_steps=2000        # text pretraining steps of the tiny LLM
+llm_steps=3000        # text pretraining steps of the tiny LLM
 audio_llm_steps=600   # audio LLM training steps
 encoder_train=full    # what of the encoder adapts in stage 3: frozen | lora | top_layers | full
-ctc_weight=0.3        # joint CTC loss weight in stage 3 (0: off)
+ctc_weight=0.3        # joint CTC loss weight in stage 3 (0: off; needs --projector mlp)
+projector=ctc         # ctc: a position per CTC token + voice summary | mlp: frames stacked by 4
+labels=true           # gender/speed/pitch heads on the encoder (stage 1 and 3), read out in stage 2
 avg=4                 # checkpoints averaged for evaluation and export
 exp=exp               # where the runs go
 
@@ -80,8 +82,13 @@ audio_llm_exp="$exp/audio_llm"
 # Checkpoints every save_every batches; the last avg+1 of them feed the running average.
 save_every() { echo $(($1 / (avg + 1))); }
 
+# Without label heads, the model configs' `labels` lists are emptied and stage 2 reads none out.
+no_labels=""
+label_fields="gender speed pitch"
+if [ "$labels" != true ]; then no_labels="model.labels=[]"; label_fields=""; fi
+
 if in_stage 1 "pretrain the encoder with CTC"; then
-  torchrun --standalone --nproc_per_node "$nproc" train.py --config-name train_ctc \
+  torchrun --standalone --nproc_per_node "$nproc" train.py --config-name train_ctc $no_labels \
     exp_dir="$ctc_exp" trainer.num_steps="$ctc_steps" trainer.save_every_n="$(save_every "$ctc_steps")"
   # The encoder's own greedy CTC WER: what the audio LLM can hope to hear.
   python evaluate.py exp_dir="$ctc_exp" data.test_data_config=configs/ctc_test_data.yaml \
@@ -92,17 +99,17 @@ fi
 
 if in_stage 2 "pretrain the LLM on text"; then
   python -m auden.training.llm_pretrain --llm data/llm --data-config configs/train_data.yaml \
-    --out "$llm_exp/export" --num-steps "$llm_steps"
+    --out "$llm_exp/export" --num-steps "$llm_steps" --lr 0.003 --label-fields $label_fields
   end_stage
 fi
 
-if in_stage 3 "train the audio LLM (encoder $encoder_train, joint CTC $ctc_weight, LoRA)"; then
+if in_stage 3 "train the audio LLM (encoder $encoder_train, joint CTC $ctc_weight, $projector projector, LoRA)"; then
   torchrun --standalone --nproc_per_node "$nproc" train.py \
     exp_dir="$audio_llm_exp" trainer.num_steps="$audio_llm_steps" \
     trainer.save_every_n="$(save_every "$audio_llm_steps")" \
     model.audio_encoder.pretrained_model="$ctc_exp/export" \
     model.audio_encoder.train="$encoder_train" model.ctc.weight="$ctc_weight" \
-    model.llm.pretrained_model="$llm_exp/export"
+    model.projector.type="$projector" model.llm.pretrained_model="$llm_exp/export" $no_labels
   end_stage
 fi
 

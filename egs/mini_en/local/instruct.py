@@ -1,9 +1,10 @@
 """The `instruct` task of mini_en: free questions about a clip, answered from its plan.
 
 Each speech utterance gets one instruction, drawn by a generator seeded with its id, so
-the corpus plan (and every other target) is unchanged. Every kind of question has several
-phrasings; the test sets ask with phrasings never used in training (held out), so a model
-must follow the question, not memorise its wording. A phrasing of one kind always holds
+the corpus plan (and every other target) is unchanged. A phrasing is one of a kind's core
+questions in one of several frames ("Tell me: ...", "... Answer in a few words."); the
+test splits ask only (question, frame) sentences that training never uses, so a model
+must follow the question, not recall a sentence. Every core question of a kind holds
 that kind's key words ("man or a woman", "animal", "how many words"...)::
 
     >>> make_instruction({"id": "u1", "kind": "phrase", "text": "the red cat can jump",
@@ -17,48 +18,49 @@ import random
 
 from corpus import ANIMALS, COLOURS, NUMBERS
 
-# kind -> (training phrasings, held-out phrasings used by the test splits)
+# kind -> the core questions; each holds the kind's key words, which no other kind uses.
+QUESTIONS: dict[str, list[str]] = {
+    "gender": ["is the speaker a man or a woman?", "was that a man or a woman speaking?",
+               "do you hear a man or a woman?"],
+    "animal": ["which animal is mentioned?", "what animal do you hear about?",
+               "name the animal in the clip."],
+    "count": ["how many words did you hear?", "how many words are spoken?",
+              "count the words: how many words are there?"],
+    "first_word": ["what is the first word?", "which word is spoken first?",
+                   "what was the first word in the clip?"],
+    "speed": ["is the speech fast or slow?", "does the speaker talk fast or slow?",
+              "is the speaker fast or slow?"],
+    "question": ["was that a question?", "did the speaker ask a question?",
+                 "is the clip a question?"],
+    "pitch": ["is the voice high or low?", "does the speaker have a high or low voice?",
+              "is the speaker's voice high or low?"],
+    "colour": ["which colour is mentioned?", "what colour do you hear about?",
+               "name the colour in the clip."],
+}
+# The frames a question is asked in; "{}" is the question.
+FRAMES = ["{}", "Tell me: {}", "Listen to the clip. {}", "Please answer: {}",
+          "{} Answer in a few words.", "Here is a question about the clip: {}"]
+
+
+def phrasing(question: str, frame: str) -> str:
+    text = frame.format(question)
+    return text[0].upper() + text[1:]
+
+
+def held_out(q: int, f: int) -> bool:
+    """Which (question, frame) pairs only the test splits ask: one in four, so that every
+    question and every frame is also heard in training, but never that sentence."""
+    return (q + f) % 4 == 0
+
+
 PHRASINGS: dict[str, tuple[list[str], list[str]]] = {
-    "gender": (
-        ["Is the speaker a man or a woman?", "Was that a man or a woman speaking?",
-         "Tell me whether a man or a woman is speaking."],
-        ["Do you hear a man or a woman?"],
-    ),
-    "animal": (
-        ["Which animal is mentioned?", "What animal do you hear about?",
-         "Name the animal in the clip."],
-        ["Which animal does the speaker mention?"],
-    ),
-    "count": (
-        ["How many words did you hear?", "How many words are spoken?",
-         "Count the words: how many words are there?"],
-        ["Tell me how many words the speaker says."],
-    ),
-    "first_word": (
-        ["What is the first word?", "Which word is spoken first?",
-         "Tell me the first word you hear."],
-        ["What was the first word in the clip?"],
-    ),
-    "speed": (
-        ["Is the speech fast or slow?", "Does the speaker talk fast or slow?",
-         "Tell me whether the speech is fast or slow."],
-        ["Is the speaker fast or slow?"],
-    ),
-    "question": (
-        ["Was that a question?", "Did the speaker ask a question?",
-         "Tell me whether the speaker asks a question."],
-        ["Is the clip a question?"],
-    ),
-    "pitch": (
-        ["Is the voice high or low?", "Does the speaker have a high or low voice?",
-         "Tell me whether the voice is high or low."],
-        ["Is the speaker's voice high or low?"],
-    ),
-    "colour": (
-        ["Which colour is mentioned?", "What colour do you hear about?",
-         "Name the colour in the clip."],
-        ["Which colour does the speaker mention?"],
-    ),
+    kind: (
+        [phrasing(q, f) for i, q in enumerate(qs) for j, f in enumerate(FRAMES)
+         if not held_out(i, j)],
+        [phrasing(q, f) for i, q in enumerate(qs) for j, f in enumerate(FRAMES)
+         if held_out(i, j)],
+    )
+    for kind, qs in QUESTIONS.items()
 }
 KINDS = sorted(PHRASINGS)
 # Every question in the corpus (questions and dialogue turns alike) starts with one of these.
