@@ -36,6 +36,22 @@ def setup(tmp_path_factory, tiny_corpus):
     return make_training_setup(root / "setup", tiny_corpus), llm, test_config, root
 
 
+def _train_audio_llm(setup, name: str, **model):
+    training_setup, llm, _, root = setup
+    exp_dir = root / name
+    cfg = training_setup.train_config(exp_dir, num_steps=4, save_every_n=2)
+    cfg.model = AudioLlmConfig(
+        audio_encoder=AudioEncoderConfig(
+            model_type="zipformer", config=str(training_setup.zipformer_config)
+        ),
+        llm=LlmConfig(pretrained_model=str(llm)),
+        **model,
+    )
+    torch.manual_seed(0)
+    train(cfg)
+    return exp_dir
+
+
 def _eval(exp_dir, test_config, **kw) -> dict:
     cfg = EvalConfig(
         exp_dir=str(exp_dir),
@@ -49,18 +65,8 @@ def _eval(exp_dir, test_config, **kw) -> dict:
 
 
 def test_audio_llm_reports_its_ctc_wer_and_both_baselines(setup):
-    training_setup, llm, test_config, root = setup
-    exp_dir = root / "audio_llm"
-    cfg = training_setup.train_config(exp_dir, num_steps=4, save_every_n=2)
-    cfg.model = AudioLlmConfig(
-        audio_encoder=AudioEncoderConfig(
-            model_type="zipformer", config=str(training_setup.zipformer_config)
-        ),
-        llm=LlmConfig(pretrained_model=str(llm)),
-        ctc=JointCtcConfig(weight=0.3),
-    )
-    torch.manual_seed(0)
-    train(cfg)
+    _, _, test_config, root = setup
+    exp_dir = _train_audio_llm(setup, "audio_llm", ctc=JointCtcConfig(weight=0.3))
 
     results = _eval(exp_dir, test_config)
     assert set(results) == {"tiny_transcribe", "tiny_transcribe_ctc", "tiny_answer"}
@@ -81,16 +87,8 @@ def test_audio_llm_reports_its_ctc_wer_and_both_baselines(setup):
 
 
 def test_cascade_without_ctc_words_is_an_error_that_says_what_to_give(setup):
-    training_setup, llm, test_config, root = setup
-    exp_dir = root / "no_ctc"
-    cfg = training_setup.train_config(exp_dir, num_steps=4, save_every_n=2)
-    cfg.model = AudioLlmConfig(
-        audio_encoder=AudioEncoderConfig(
-            model_type="zipformer", config=str(training_setup.zipformer_config)
-        ),
-        llm=LlmConfig(pretrained_model=str(llm)),
-    )
-    train(cfg)
+    _, _, test_config, _ = setup
+    exp_dir = _train_audio_llm(setup, "no_ctc")
     with pytest.raises(ValueError, match="baseline_ctc_model"):
         _eval(exp_dir, test_config, baseline="cascade")
 

@@ -20,6 +20,16 @@ from auden.training.trainer import train
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def _uninterrupted_and_resumed(cfg, tmp_path) -> tuple[dict, dict]:
+    """checkpoint-4.pt of a 4-step run, and of a 2-step run resumed to 4 steps."""
+    torch.manual_seed(0)
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(cfg(full, num_steps=4))
+    train(cfg(part, num_steps=2))
+    train(cfg(part, num_steps=4, start_batch=2))
+    return load_checkpoint(full / "checkpoint-4.pt"), load_checkpoint(part / "checkpoint-4.pt")
+
+
 def _max_diff(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
@@ -213,12 +223,7 @@ def test_audio_llm_adapting_its_top_encoder_layers_with_joint_ctc_resumes_exactl
         c.trainer.optimizer.part_lr = {"audio_encoder": 3e-4, "ctc_head": 3e-3}
         return c
 
-    torch.manual_seed(0)
-    full, part = tmp_path / "full", tmp_path / "part"
-    train(cfg(full, num_steps=4))
-    train(cfg(part, num_steps=2))
-    train(cfg(part, num_steps=4, start_batch=2))
-    a, b = load_checkpoint(full / "checkpoint-4.pt"), load_checkpoint(part / "checkpoint-4.pt")
+    a, b = _uninterrupted_and_resumed(cfg, tmp_path)
     assert _max_diff(a["model"], b["model"]) <= 1e-6
     assert any(k.startswith("ctc_head.") for k in a["model"])
     encoder_keys = [k for k in a["model"] if k.startswith("audio_encoder.")]
@@ -245,12 +250,7 @@ def test_scaled_adam_with_eden_resumes_exactly(training_setup, tmp_path):
         c.trainer.scheduler = SchedulerConfig(name="eden", warmup_batches=2, lr_batches=10)
         return c
 
-    torch.manual_seed(0)
-    full, part = tmp_path / "full", tmp_path / "part"
-    train(cfg(full, num_steps=4))
-    train(cfg(part, num_steps=2))
-    train(cfg(part, num_steps=4, start_batch=2))
-    a, b = load_checkpoint(full / "checkpoint-4.pt"), load_checkpoint(part / "checkpoint-4.pt")
+    a, b = _uninterrupted_and_resumed(cfg, tmp_path)
     assert _max_diff(a["model"], b["model"]) <= 1e-6
     assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 4
 

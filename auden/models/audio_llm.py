@@ -517,14 +517,7 @@ class AudioLlm(nn.Module):
         frames, lens = self.encode_audio(features.to(device), feature_lens.to(device))
         chat = self.chat.encode(messages, lens.tolist(), names, for_generation=True)
         embeds = self._embed(chat, frames, lens)
-        kwargs = {
-            "max_new_tokens": 128,
-            "do_sample": False,
-            "num_beams": 1,
-            "eos_token_id": self._stop_token_ids(),
-            "pad_token_id": self.chat.pad_token_id,
-        }
-        kwargs.update(generation_kwargs)
+        kwargs = self._generation_kwargs(generation_kwargs)
         out = self.llm.generate(
             inputs_embeds=embeds, attention_mask=chat.attention_mask.to(device), **kwargs
         )
@@ -550,14 +543,7 @@ class AudioLlm(nn.Module):
         for i, row in enumerate(rows):
             ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.int64)
             mask[i, length - len(row) :] = 1
-        kwargs = {
-            "max_new_tokens": 128,
-            "do_sample": False,
-            "num_beams": 1,
-            "eos_token_id": self._stop_token_ids(),
-            "pad_token_id": self.chat.pad_token_id,
-        }
-        kwargs.update(generation_kwargs)
+        kwargs = self._generation_kwargs(generation_kwargs)
         adapters_off = self.llm.disable_adapter() if is_lora(self.llm) else nullcontext()
         with adapters_off:
             out = self.llm.generate(
@@ -604,6 +590,17 @@ class AudioLlm(nn.Module):
             raise ValueError(f"no feature extractor known for encoder '{encoder.model_type}'")
         extractor = build_feature_extractor(kind, num_mel_bins=encoder.config.num_mel_bins)
         return extract_padded(extractor, list(audio), sampling_rate, names)
+
+    def _generation_kwargs(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Greedy search, at most 128 new tokens, stopping at the LLM's end tokens."""
+        kwargs = {
+            "max_new_tokens": 128,
+            "do_sample": False,
+            "num_beams": 1,
+            "eos_token_id": self._stop_token_ids(),
+            "pad_token_id": self.chat.pad_token_id,
+        }
+        return {**kwargs, **overrides}
 
     def _stop_token_ids(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id}
