@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Averaging N checkpoints: peak RSS rise and wall time, as multiples of one checkpoint.
 
-    python benchmarks/bench_averaging.py [--num 2 5 10 20] [--megabytes 64]
+    python benchmarks/bench_averaging.py [--num 2 5 10 20] [--megabytes 32]
 
 For each N, ``average_memory.measure`` writes N checkpoints of ``--megabytes`` of
 float32 weights and resolves ``iter=<newest> avg=N`` in a fresh process (plain mean);
@@ -40,11 +40,11 @@ def load_one_seconds(megabytes: float, repeats: int) -> list[float]:
 def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--num", type=int, nargs="+", default=[2, 5, 10, 20])
-    parser.add_argument("--megabytes", type=float, default=64)
+    parser.add_argument("--megabytes", type=float, default=32)
     args = parser.parse_args(argv)
     if args.quick:
         args.num, args.megabytes = [2], 8
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 2)
     torch.set_num_threads(1)
     with Recorder("averaging", "Checkpoint averaging: peak memory and time", args, order=70) as rec:
         rec.figure(

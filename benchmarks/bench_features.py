@@ -104,6 +104,17 @@ def hf_whisper():
     return run
 
 
+def top_ops(run, clips: list[np.ndarray], count: int = 6) -> list[str]:
+    """The ops ``run`` spends its CPU time in (torch.profiler, self time), as shares."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run(clips)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    return [f"{e.key} {100 * e.self_cpu_time_total / total:.0f}%" for e in events[:count]]
+
+
 def max_difference(a: list[np.ndarray], b: list[np.ndarray], skip_last: int = 0) -> float:
     """Largest absolute difference over the frames both have (less the last ``skip_last``)."""
     worst = 0.0
@@ -117,7 +128,13 @@ def max_difference(a: list[np.ndarray], b: list[np.ndarray], skip_last: int = 0)
 def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--clips", type=int, default=60)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="where the default path's time goes (always in full runs)",
+    )
     args = parser.parse_args(argv)
+    args.profile = args.profile or not args.quick
     num_clips = 3 if args.quick else args.clips
     repeats = args.repeats or (1 if args.quick else 5)
     torch.set_num_threads(1)
@@ -164,6 +181,13 @@ def main(argv: list[str] | None = None) -> None:
             )
             rec.details[f"max_abs_diff[{name}]"] = diff
             rec.details[f"max_abs_diff_but_last_frame[{name}]"] = inner
+        if args.profile:
+            ops = top_ops(backends[reference["fbank"]][1], clips)
+            rec.note(
+                "where the default path's CPU time goes (torch.profiler, self time): "
+                + ", ".join(ops)
+            )
+            rec.details["profile_default_path"] = ops
         rec.details["clips"] = num_clips
         rec.details["audio_seconds"] = round(audio_s, 1)
         rec.note(

@@ -269,18 +269,18 @@ def main(argv: list[str] | None = None) -> None:
                 )
 
         for bs in args.batch_sizes:
-            chunks = batches(len(clips), bs)
             ref = rec.figure(
                 f"encoder + bare LLM generate(inputs_embeds), batch {bs}",
                 "clips / s",
-                clips_per_second(chunks, bare),
+                clips_per_second(batches(len(clips), bs), bare),
             )
+            ours = per_batch[bs]
             rec.figure(
-                f"auden generate, batch {bs} (again)",
-                "clips / s",
-                clips_per_second(chunks, run_auden),
-                anchor=ref["name"],
-                goal=Goal(">=", 0.9, on="ratio"),
+                f"auden generate over encoder + bare, batch {bs}",
+                "ratio",
+                [ours["median"] / ref["median"]],
+                goal=Goal(">=", 0.9),
+                note="medians of the two figures above, measured in this run",
             )
         b1, b16 = per_batch[min(args.batch_sizes)], per_batch[max(args.batch_sizes)]
         rec.figure(
