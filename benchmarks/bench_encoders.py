@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--zipformer", nargs="*", default=["xs", "tiny", "small", "medium"])
     parser.add_argument("--whisper", nargs="*", default=["tiny", "base"])
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--matmul-size", type=int, default=1024)
     args = parser.parse_args(argv)

@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.profile = args.profile or not args.quick
     num_clips = 3 if args.quick else args.clips
-    repeats = args.repeats or (1 if args.quick else 5)
+    repeats = args.repeats or (1 if args.quick else 3)
     torch.set_num_threads(1)
     clips = make_clips(num_clips)
     audio_s = sum(len(c) for c in clips) / SR

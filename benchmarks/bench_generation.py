@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generation: auden's AudioLlm against transformers' Qwen2-Audio, and auden's decoding overhead.
 
-    python benchmarks/bench_generation.py [--clips 200] [--max-new-tokens 12]
+    python benchmarks/bench_generation.py [--clips 200] [--max-new-tokens 8]
 
 Both models are built here with random weights and the same sizes: a Whisper-style
 encoder (``--encoder``: d_model, layers, heads, ffn; 128 mel bins) and the same Qwen2
@@ -176,10 +176,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
-    parser.add_argument("--max-new-tokens", type=int, default=12)
-    parser.add_argument("--encoder", type=int, nargs=4, default=[256, 4, 4, 1024])
-    parser.add_argument("--llm-hidden", type=int, default=512)
-    parser.add_argument("--llm-layers", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=8)
+    parser.add_argument("--encoder", type=int, nargs=4, default=[256, 2, 4, 1024])
+    parser.add_argument("--llm-hidden", type=int, default=256)
+    parser.add_argument("--llm-layers", type=int, default=2)
     args = parser.parse_args(argv)
     if args.quick:
         args.clips, args.batch_sizes, args.max_new_tokens = 10, [1, 5], 3
@@ -232,12 +232,12 @@ def main(argv: list[str] | None = None) -> None:
         enc_chunks = [[idx]] * CHUNKS
 
         @torch.no_grad()
-        def qwen_tower(i):
-            q_in = qwen_in.batch(i)
-            return qwen.model.audio_tower(q_in["input_features"])
+        def qwen_tower(i):  # audio tower + projector, as auden's encode_audio
+            frames = qwen.model.audio_tower(qwen_in.features[i]).last_hidden_state
+            return qwen.model.multi_modal_projector(frames)
 
         q = rec.figure(
-            f"Qwen2-Audio audio tower, batch {len(idx)}",
+            f"Qwen2-Audio audio tower + projector, batch {len(idx)}",
             "clips / s",
             clips_per_second(enc_chunks, qwen_tower),
         )

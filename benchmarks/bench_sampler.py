@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-duration", type=float, default=600.0)
     args = parser.parse_args(argv)
     num_cuts = 2000 if args.quick else args.cuts
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 2)
     # The cuts are in memory on purpose (the same for every sampler): not a lazy manifest.
     warnings.filterwarnings("ignore", message=".*eagerly read CutSet.*")
     cuts = librispeech_like(num_cuts)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Training step: auden's whole step against the bare forward+backward+step on the same tensors.
 
-    python benchmarks/bench_training.py [--steps 20] [--clips 120]
+    python benchmarks/bench_training.py [--steps 12] [--clips 80]
 
 A corpus is made the way a recipe makes one: ``--clips`` real wav files of 2-8 s,
 Lhotse manifests, 80-bin fbank through ``auden.audio.precompute.compute_features`` (what
@@ -172,8 +172,8 @@ def where_time_goes(profile: cProfile.Profile, total: float) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--clips", type=int, default=120)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--clips", type=int, default=80)
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     args.profile = args.profile or not args.quick
     if args.quick:
         args.steps, args.clips = 3, 12
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 2)
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
     # The demo's encoder is CTC-pretrained; here it is random, which the model warns about.
