@@ -122,7 +122,9 @@ class BadCutMode(str, Enum):
 @dataclass
 class SamplerConfig:
     max_duration: float = 200.0  # seconds of audio per batch and rank
-    num_buckets: int = 10
+    # 50 buckets: 97.7% of the frames in a batch are real audio on a LibriSpeech-like mix,
+    # against 90.3% with 10 and 96.4% with 30 (benchmarks/bench_sampler.py).
+    num_buckets: int = 50
     shuffle: bool = True
     drop_last: bool = False
 

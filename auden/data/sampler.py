@@ -18,6 +18,7 @@ from lhotse.dataset import DynamicBucketingSampler
 from auden.data.config import SamplerConfig
 
 _CUTS_FOR_BINS = 10000
+_BATCHES_PER_BUCKET = 4
 
 
 def build_sampler(
@@ -32,12 +33,16 @@ def build_sampler(
     """Buckets by duration; every rank gets its own batches, the same number of them.
 
     Bucket boundaries are estimated from the first cuts here, so that a corpus with
-    fewer cuts than ``num_buckets`` gets fewer buckets instead of an assertion error.
+    fewer cuts than ``num_buckets`` gets fewer buckets instead of an assertion error, and
+    a small corpus no more than 10 (each bucket should hold several batches).
     """
     durations = sorted(c.duration for c in islice(cuts, _CUTS_FOR_BINS))
     if not durations:
         raise ValueError("no cut left to sample from (all filtered out, or empty manifests)")
-    num_buckets = max(1, min(cfg.num_buckets, len(durations)))
+    # More buckets pad less (benchmarks/bench_sampler.py), but a bucket holding less than
+    # a few batches only splits them: beyond 10, only as many as keep 4 batches in each.
+    enough = int(sum(durations) / (_BATCHES_PER_BUCKET * cfg.max_duration))
+    num_buckets = max(1, min(cfg.num_buckets, max(10, enough), len(durations)))
     bins = estimate_duration_buckets_from(durations, num_buckets)
     return DynamicBucketingSampler(
         cuts,
