@@ -6,8 +6,9 @@
 A corpus is made the way a recipe makes one: ``--clips`` real wav files of 2-8 s,
 Lhotse manifests, 80-bin fbank through ``auden.audio.precompute.compute_features`` (what
 ``prepare.sh`` calls) and a transcribe data config. Two models, each from its mini_en
-config: the demo's audio LLM (``tiny`` Zipformer frozen, projector, tiny Qwen2 with LoRA,
-AdamW) and the CTC Zipformer (``xs``, ScaledAdam). auden's figure is
+config: the demo's audio LLM (``tiny`` Zipformer trained in full with a joint CTC loss of
+weight 0.3, MLP projector, tiny Qwen2 with LoRA, AdamW; the demo's CTC projector and label
+heads need its label fields, left out here) and the CTC Zipformer (``xs``, ScaledAdam). auden's figure is
 ``auden.training.loop.fit`` for ``--steps`` steps on a fresh Trainer: loader (in-process,
 ``num_workers=0``, so its CPU time is counted), splice, loss, backward, clipping,
 optimizer, scheduler, running average, logging to tensorboard and the final checkpoint.
@@ -35,7 +36,7 @@ from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
 from auden.audio.precompute import FbankJob, compute_features
 from auden.data.config import DataConfig
-from auden.models.audio_llm import AudioEncoderConfig, AudioLlmConfig, LlmConfig
+from auden.models.audio_llm import AudioEncoderConfig, AudioLlmConfig, JointCtcConfig, LlmConfig
 from auden.models.ctc import CtcEncoderConfig, CtcModelConfig
 from auden.models.lora import LoraConfig
 from auden.models.tiny_llm import TinyLlmSize, save_tiny_llm, train_chat_tokenizer
@@ -96,8 +97,9 @@ def configs(data_config: Path, llm: Path, steps: int) -> dict[str, TrainConfig]:
 
     audio_llm = TrainConfig(
         model=AudioLlmConfig(
-            audio_encoder=AudioEncoderConfig(model_type="zipformer", config="tiny", frozen=True),
+            audio_encoder=AudioEncoderConfig(model_type="zipformer", config="tiny", train="full"),
             llm=LlmConfig(pretrained_model=str(llm), lora=LoraConfig(enabled=True)),
+            ctc=JointCtcConfig(weight=0.3),
         ),
         data=data(60.0, True),
         trainer=TrainerConfig(average_period=10, log_interval=10, **every),
@@ -186,8 +188,6 @@ def main(argv: list[str] | None = None) -> None:
     repeats = args.repeats or (1 if args.quick else 2)
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
-    # The demo's encoder is CTC-pretrained; here it is random, which the model warns about.
-    logging.getLogger("auden.models.audio_llm").setLevel(logging.ERROR)
     title = "Training step: auden's whole step against bare forward+backward+step"
     with tempfile.TemporaryDirectory() as tmp, Recorder("training", title, args, order=30) as rec:
         data_config, llm = make_corpus(Path(tmp) / "corpus", args.clips)
