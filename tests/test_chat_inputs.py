@@ -65,3 +65,22 @@ def test_a_clip_too_short_for_one_audio_frame_is_named():
     messages = [[{"role": "user", "content": "<|AUDIO|>"}, {"role": "assistant", "content": "hi"}]]
     with pytest.raises(ValueError, match="cut 'tiny': too short"):
         chat.encode(messages, [0], ["cut 'tiny'"], for_generation=False)
+
+
+def test_each_clip_of_a_conversation_gets_its_own_frame_count_and_labels_stay_on_replies():
+    chat = _chat(QWEN25_LIKE)
+    conversation = [
+        {"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "Say it:"}]},
+        {"role": "assistant", "content": "hello world"},
+        {"role": "user", "content": [{"type": "text", "text": "and"}, {"type": "audio"},
+                                     {"type": "audio"}]},
+        {"role": "assistant", "content": "good morning"},
+    ]
+    out = chat.encode([conversation], [[2, 5, 1]], ["talk"], for_generation=False)
+    text = chat.tokenizer.decode(out.input_ids[0])
+    assert "user\n" + "<|AUDIO|>" * 2 + " Say it:" in text
+    assert "user\nand " + "<|AUDIO|>" * 5 + " <|AUDIO|><|im_end|>" in text
+    labelled = out.labels[0][out.labels[0] != IGNORE_INDEX].tolist()
+    assert chat.tokenizer.decode(labelled) == "hello world<|im_end|>\ngood morning<|im_end|>\n"
+    with pytest.raises(ValueError, match=r"talk: 2 clip\(s\) of \[2, 5\] audio frames but 3"):
+        chat.encode([conversation], [[2, 5]], ["talk"], for_generation=False)

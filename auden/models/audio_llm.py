@@ -515,7 +515,31 @@ class AudioLlm(nn.Module):
         features, feature_lens = self._features(audio, sampling_rate, names)
         device = self.device
         frames, lens = self.encode_audio(features.to(device), feature_lens.to(device))
-        chat = self.chat.encode(messages, lens.tolist(), names, for_generation=True)
+        return self.generate_from_frames(
+            frames, lens, messages, clip_names=names, **generation_kwargs
+        )
+
+    @torch.no_grad()
+    def generate_from_frames(
+        self,
+        frames: torch.Tensor,
+        lens: torch.Tensor,
+        messages: list[list[dict]],
+        *,
+        clip_names: list[str] | None = None,
+        frames_per_clip: list[list[int]] | None = None,
+        **generation_kwargs: Any,
+    ) -> list[str]:
+        """:meth:`generate` after the encoder: ``frames [B, N, llm_dim]`` as encode_audio gives.
+
+        The inference pipeline encodes long clips window by window and joins a
+        conversation's clips, then calls this; ``frames_per_clip`` splits a row's ``lens``
+        among its clips (one audio token each), in order.
+        """
+        device = frames.device
+        names = clip_names or [f"clip {i}" for i in range(len(messages))]
+        counts = frames_per_clip or lens.tolist()
+        chat = self.chat.encode(messages, counts, names, for_generation=True)
         embeds = self._embed(chat, frames, lens)
         kwargs = self._generation_kwargs(generation_kwargs)
         out = self.llm.generate(

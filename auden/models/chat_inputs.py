@@ -8,9 +8,10 @@ the text between the two is that turn's reply (including its end-of-turn token),
 only its tokens get labels. The prompt is tokenised exactly as :meth:`ChatTokenizer.encode`
 does for generation, so training and decoding see the same prompt tokens.
 
-Each sample has one clip. Its single audio token is expanded to exactly as many
-positions as the projector gives for the clip (a prompt that already holds that many
-tokens is accepted as is); any other count is an error naming the clip.
+A sample has one clip, or (for inference) several: each audio token is expanded to
+exactly as many positions as the projector gives for its clip, in order (a one-clip prompt
+that already holds that many tokens is accepted as is); any other count is an error
+naming the clip.
 """
 
 from __future__ import annotations
@@ -110,37 +111,46 @@ class ChatTokenizer:
         return pieces
 
     # ----------------------------------------------------------------------------- encode
-    def _expand_audio(self, ids: list[int], num_frames: int, name: str) -> list[int]:
+    def _expand_audio(self, ids: list[int], counts: list[int], name: str) -> list[int]:
         positions = [k for k, t in enumerate(ids) if t == self.audio_token_id]
-        if len(positions) == 1:
-            k = positions[0]
-            return ids[:k] + [self.audio_token_id] * num_frames + ids[k + 1 :]
+        if len(positions) == len(counts):
+            out: list[int] = []
+            start = 0
+            for k, n in zip(positions, counts):
+                out += ids[start:k] + [self.audio_token_id] * n
+                start = k + 1
+            return out + ids[start:]
         contiguous = positions and positions[-1] - positions[0] + 1 == len(positions)
-        if len(positions) == num_frames and contiguous:
+        if len(counts) == 1 and len(positions) == counts[0] and contiguous:
             return ids
         raise ValueError(
-            f"{name}: {num_frames} audio frames but {len(positions)} audio tokens "
-            f"('{self.audio_token}') in its messages; put exactly one audio token per clip"
+            f"{name}: {len(counts)} clip(s) of {counts} audio frames but {len(positions)} audio "
+            f"tokens ('{self.audio_token}') in its messages; put exactly one audio token per clip"
         )
 
     def encode(
         self,
         batch_messages: list[list[dict]],
-        num_audio_frames: list[int],
+        num_audio_frames: list[int] | list[list[int]],
         clip_names: list[str],
         *,
         for_generation: bool,
     ) -> ChatInputs:
-        """Token ids for a batch; training pads on the right, generation on the left."""
+        """Token ids for a batch; training pads on the right, generation on the left.
+
+        ``num_audio_frames`` holds each conversation's frame count, or a list of counts
+        (one per clip, in order) for a conversation with several clips.
+        """
         if not (len(batch_messages) == len(num_audio_frames) == len(clip_names)):
             raise ValueError(
-                f"{len(batch_messages)} conversations for {len(num_audio_frames)} audio clips; "
-                "each conversation needs exactly one clip"
+                f"{len(batch_messages)} conversations for {len(num_audio_frames)} audio frame "
+                f"counts and {len(clip_names)} names; give one of each per conversation"
             )
         rows: list[list[int]] = []
         label_rows: list[list[int]] = []
         for messages, n, name in zip(batch_messages, num_audio_frames, clip_names):
-            if n < 1:
+            counts = [int(n)] if isinstance(n, int) or not hasattr(n, "__len__") else list(n)
+            if not counts or min(counts) < 1:
                 raise ValueError(f"{name}: too short, it yields no audio frame after projection")
             ids: list[int] = []
             labels: list[int] = []
@@ -150,11 +160,16 @@ class ChatTokenizer:
                     raise ValueError(f"{name}: an assistant reply holds the audio token")
                 ids += piece
                 labels += piece if is_label else [IGNORE_INDEX] * len(piece)
-            expanded = self._expand_audio(ids, n, name)
-            # The audio token sits in the prompt only, so labels grow by the same amount there.
-            grown = len(expanded) - len(ids)
-            k = ids.index(self.audio_token_id)
-            labels = labels[:k] + [IGNORE_INDEX] * grown + labels[k:]
+            expanded = self._expand_audio(ids, counts, name)
+            if len(expanded) != len(ids):  # audio tokens sit in prompts: no label there
+                sizes = iter(counts)
+                labels = [
+                    x
+                    for t, label in zip(ids, labels)
+                    for x in (
+                        [IGNORE_INDEX] * next(sizes) if t == self.audio_token_id else [label]
+                    )
+                ]
             rows.append(expanded)
             label_rows.append(labels)
         return self._pad(rows, None if for_generation else label_rows, left=for_generation)
