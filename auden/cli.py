@@ -1,8 +1,10 @@
 """The `auden` command: export a trained model, and ask it about audio files.
 
     auden export exp/audio_llm --iter 400 --avg 2 --out exp/audio_llm/export
-    auden transcribe exp/audio_llm/export a.wav b.wav
-    auden chat exp/audio_llm/export a.wav --prompt "Describe the audio."
+    auden transcribe exp/audio_llm/export a.wav b.wav [--list files.txt] [--jsonl]
+    auden chat exp/audio_llm/export a.wav --prompt "Describe the audio."   # streams
+    auden chat exp/audio_llm/export a.wav --task describe
+    auden serve exp/audio_llm/export --port 8000            # OpenAI-compatible, 127.0.0.1
     auden import-icefall icefall-exp/pretrained.pt --out exp/icefall_encoder
 """
 
@@ -13,8 +15,6 @@ import logging
 import sys
 
 from auden import __version__
-
-DEFAULT_TRANSCRIBE_PROMPT = "Transcribe the audio."
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,21 +55,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="icefall's --pos-head-dim if not 4 (no tensor shape shows it)",
     )
 
-    for name, help_text in (
-        ("transcribe", "transcribe audio files with an exported audio LLM"),
-        ("chat", "ask an exported audio LLM anything about audio files"),
-    ):
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("model_dir", help="a folder written by `auden export`")
-        sub.add_argument("audio", nargs="+", help="audio files (any format Lhotse reads)")
-        sub.add_argument(
-            "--prompt",
-            default=DEFAULT_TRANSCRIBE_PROMPT if name == "transcribe" else None,
-            required=name == "chat",
-        )
-        sub.add_argument("--max-new-tokens", type=int, default=128)
-        sub.add_argument("--num-beams", type=int, default=1)
+    transcribe = commands.add_parser(
+        "transcribe", help="transcribe audio files in batches (path<TAB>text per file)"
+    )
+    _model_and_audio(transcribe, nargs="*")
+    transcribe.add_argument("--list", help="a file of audio paths, one a line")
+    transcribe.add_argument("--batch-size", type=int, default=8)
+    transcribe.add_argument("--jsonl", action="store_true", help="write JSON lines instead")
+
+    chat = commands.add_parser(
+        "chat", help="ask an exported audio LLM about audio files; the reply streams"
+    )
+    _model_and_audio(chat, nargs="+")
+
+    serve = commands.add_parser("serve", help="serve an exported audio LLM over OpenAI's HTTP API")
+    serve.add_argument("model_dir", help="a folder written by `auden export`")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to bind (loopback)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--batch-size", type=int, default=8, help="requests decoded together")
+    serve.add_argument("--max-wait-ms", type=float, default=10.0, help="wait for a batch to fill")
+    serve.add_argument("--max-body-mb", type=float, default=25.0)
+    serve.add_argument("--max-audio-s", type=float, default=600.0, help="audio per request")
+    serve.add_argument("--max-concurrent", type=int, default=64, help="requests in flight")
+    serve.add_argument("--max-new-tokens", type=int, default=256, help="when a request has none")
+    serve.add_argument("--window-s", type=float, default=None, help="long-audio window (s)")
+    serve.add_argument("--device", default="cpu")
     return parser
+
+
+def _model_and_audio(sub: argparse.ArgumentParser, nargs: str) -> None:
+    sub.add_argument("model_dir", help="a folder written by `auden export`")
+    sub.add_argument("audio", nargs=nargs, help="audio files (any format Lhotse reads)")
+    sub.add_argument("--prompt", default=None, help="the question (default: the task's prompt)")
+    sub.add_argument("--task", default=None, help="a task the model was trained on")
+    sub.add_argument("--max-new-tokens", type=int, default=128)
+    sub.add_argument("--num-beams", type=int, default=1)
+    sub.add_argument("--temperature", type=float, default=None, help="sample (default greedy)")
+    sub.add_argument("--top-p", type=float, default=None)
+    sub.add_argument("--window-s", type=float, default=None, help="long-audio window (s)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,19 +141,47 @@ def _run(args: argparse.Namespace) -> int:
             if folder is not None:
                 print(folder)
         return 0
-    from auden.inference.transcribe import respond
+    if args.command == "serve":
+        from auden.inference.server import ServerConfig, serve
 
-    replies = respond(
-        args.model_dir,
-        args.audio,
-        args.prompt,
-        max_new_tokens=args.max_new_tokens,
-        num_beams=args.num_beams,
+        config = ServerConfig(
+            host=args.host,
+            port=args.port,
+            batch_size=args.batch_size,
+            max_wait_ms=args.max_wait_ms,
+            max_body_mb=args.max_body_mb,
+            max_audio_s=args.max_audio_s,
+            max_concurrent=args.max_concurrent,
+            max_new_tokens=args.max_new_tokens,
+        )
+        serve(args.model_dir, config, window_s=args.window_s, device=args.device)
+        return 0
+    from auden.inference import commands
+    from auden.inference.pipeline import AudioTextToTextPipeline
+
+    files = list(args.audio)
+    if args.command == "transcribe" and args.list:
+        files += commands.read_list(args.list)
+    if not files:
+        raise ValueError("no audio: give audio files or --list FILE")
+    p = AudioTextToTextPipeline.from_pretrained(args.model_dir, window_s=args.window_s)
+    generate = {
+        "max_new_tokens": args.max_new_tokens,
+        "num_beams": args.num_beams,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+    }
+    if args.command == "chat":
+        return commands.chat(p, files, prompt=args.prompt, task=args.task, **generate)
+    return commands.transcribe_files(
+        p,
+        files,
+        prompt=args.prompt,
+        task=args.task,
+        batch_size=args.batch_size,
+        jsonl=args.jsonl,
+        **generate,
     )
-    for path, reply in zip(args.audio, replies):
-        sys.stdout.write(f"{path}\t{reply}\n")
-    return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

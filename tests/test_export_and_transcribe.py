@@ -6,11 +6,13 @@ import sys
 import pytest
 import torch
 from tiny_audio_llm import make_outputs_input_dependent, make_tiny_llm, tiny_config
+from tinycorpus import TASK_PROMPTS
 
+from auden.audio.io import read_audio
 from auden.auto.auto_config import config_to_dict
 from auden.auto.auto_model import AutoModel
 from auden.cli import main as auden_main
-from auden.inference.transcribe import load_waveform
+from auden.inference.tasks import TaskPrompts
 
 
 @pytest.fixture(scope="module")
@@ -51,20 +53,53 @@ def test_transcribe_command_replies_like_generate(exp_dir, tmp_path, tiny_corpus
     auden_main(["export", str(exp_dir), "--filename", "checkpoint-4.pt", "--out", str(out)])
     wavs = sorted((tiny_corpus.root / "wav").glob("*.wav"))[:2]
     run = subprocess.run(
-        [sys.executable, "-m", "auden.cli", "transcribe", str(out), *map(str, wavs),
-         "--max-new-tokens", "6"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "auden.cli",
+            "transcribe",
+            str(out),
+            *map(str, wavs),
+            "--max-new-tokens",
+            "6",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     lines = run.stdout.splitlines()
     model = AutoModel.from_pretrained(out).eval()
-    user = [{"role": "user", "content": [{"type": "audio"},
-                                         {"type": "text", "text": "Transcribe the audio."}]}]
+    user = [
+        {
+            "role": "user",
+            "content": [{"type": "audio"}, {"type": "text", "text": "Transcribe the audio."}],
+        }
+    ]
     assert len(lines) == len(wavs)
     for wav, line in zip(wavs, lines):
-        expected = model.generate([load_waveform(wav)], [user], max_new_tokens=6)[0]
+        expected = model.generate([torch.from_numpy(read_audio(wav))], [user], max_new_tokens=6)[0]
         assert expected and line == f"{wav}\t{expected}"
 
 
 def test_transcribe_names_a_missing_file(exp_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="no_such.wav"):
-        load_waveform(tmp_path / "no_such.wav")
+        read_audio(tmp_path / "no_such.wav")
+
+
+def test_export_saves_the_tasks_and_prompts_of_the_training_data(exp_dir, tmp_path, tiny_corpus):
+    """The run's data config (transcribe + describe, each with a prompt file) -> tasks.json."""
+    ckpt = torch.load(exp_dir / "checkpoint-4.pt", weights_only=True)
+    ckpt["config"]["data"] = {"train_data_config": str(tiny_corpus.train_data_config)}
+    ckpt["config"]["prompt_file"] = str(tiny_corpus.prompt_files["transcribe"])  # the default
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save(ckpt, run / "checkpoint-4.pt")
+    out = tmp_path / "export"
+    auden_main(["export", str(run), "--filename", "checkpoint-4.pt", "--out", str(out)])
+    tasks = TaskPrompts.load(out)
+    assert tasks.tasks == {
+        "transcribe": TASK_PROMPTS["transcribe"],
+        "describe": TASK_PROMPTS["describe"],
+    }
+    assert tasks.default == "transcribe"
+    assert tasks.prompt("describe") == TASK_PROMPTS["describe"][0]

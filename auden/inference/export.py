@@ -1,6 +1,6 @@
 """Turn a training run's checkpoints into a self-contained Hugging Face style folder.
 
-The folder (``config.json``, ``model.safetensors``, tokenizer) loads with
+The folder (``config.json``, ``model.safetensors``, tokenizer, ``tasks.json``) loads with
 ``AutoModel.from_pretrained`` without the experiment directory or the pretrained parts
 the run started from, which is what users share and what the pipeline loads::
 
@@ -12,15 +12,28 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from auden.checkpoint import CheckpointSpec, load_model, resolve_checkpoint
+from auden.checkpoint import CheckpointSpec, load_checkpoint, load_model, resolve_checkpoint
+from auden.inference.tasks import TaskPrompts, tasks_of_run
 
 logger = logging.getLogger(__name__)
 
 
 def export_model(exp_dir: str | Path, spec: CheckpointSpec, out_dir: str | Path) -> Path:
-    """Resolve (and average, once) the checkpoint ``spec`` names, then save the model."""
+    """Resolve (and average, once) the checkpoint ``spec`` names, then save the model.
+
+    An audio LLM also gets ``tasks.json``: the tasks and prompts of its training data.
+    """
     checkpoint = resolve_checkpoint(exp_dir, spec)
     model = load_model(checkpoint)
-    out = model.save_pretrained(out_dir)
-    logger.info("exported %s to %s", checkpoint, out_dir)
-    return Path(out or out_dir)
+    out = Path(model.save_pretrained(out_dir) or out_dir)
+    if hasattr(model, "generate_from_frames"):
+        train_config = load_checkpoint(checkpoint).get("config") or {}
+        try:
+            tasks = tasks_of_run(train_config, f"checkpoint '{checkpoint}'")
+        except (OSError, ValueError) as e:
+            logger.warning("%s; the exported model gets the 'transcribe' task only", e)
+            tasks = TaskPrompts()
+        tasks.save(out)
+        logger.info("tasks of %s: %s", out, {k: v[0] for k, v in tasks.tasks.items()})
+    logger.info("exported %s to %s", checkpoint, out)
+    return out
