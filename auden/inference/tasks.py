@@ -58,7 +58,7 @@ class TaskPrompts:
         """Read ``folder/tasks.json``; a folder without one gets the transcribe task."""
         path = Path(folder) / TASKS_FILE
         if not path.is_file():
-            logger.warning("%s not found: the model gets the 'transcribe' task only", path)
+            logger.debug("%s not found: the model gets the 'transcribe' task only", path)
             return cls()
         try:
             data = json.loads(path.read_text())
