@@ -95,7 +95,7 @@ def encode_clips(
     for i, f in enumerate(features):
         pieces += [(i, s, e) for s, e in windowing.spans(int(f.shape[0]))]
     encoded: list[torch.Tensor] = []
-    device = next(model.projector.parameters()).device
+    device = next(model.parameters()).device
     for k in range(0, len(pieces), max_windows):
         chunk = pieces[k : k + max_windows]
         lens = torch.tensor([e - s for _, s, e in chunk], dtype=torch.int64)
