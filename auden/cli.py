@@ -183,5 +183,6 @@ def _run(args: argparse.Namespace) -> int:
         **generate,
     )
 
+
 if __name__ == "__main__":
     raise SystemExit(main())
