@@ -270,7 +270,9 @@ def bucket_batches(cuts: list[Cut], cfg: SamplerConfig, seed: int) -> list[CutSe
     """
     rng = random.Random(seed)
     durations = sorted(c.duration for c in cuts)
-    bins = estimate_duration_buckets_from(durations, max(1, min(cfg.num_buckets, len(cuts))))
+    # No more buckets than full batches: a small segment is not cut into one-cut batches.
+    num_buckets = max(1, min(cfg.num_buckets, int(sum(durations) // cfg.max_duration)))
+    bins = estimate_duration_buckets_from(durations, num_buckets)
     buckets: list[list[Cut]] = [[] for _ in range(len(bins) + 1)]
     for cut in cuts:
         buckets[bisect.bisect_right(bins, cut.duration)].append(cut)
