@@ -6,6 +6,8 @@
     auden chat exp/audio_llm/export a.wav --task describe
     auden serve exp/audio_llm/export --port 8000            # OpenAI-compatible, 127.0.0.1
     auden import-icefall icefall-exp/pretrained.pt --out exp/icefall_encoder
+    auden sift data/fbank/cv_cuts_train.jsonl.gz data/sift/cv_sift_cuts_train.jsonl.gz \\
+        --llm models/Qwen2.5-3B-Instruct      # LLM-written instruct targets (SIFT data)
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-new-tokens", type=int, default=256, help="when a request has none")
     serve.add_argument("--window-s", type=float, default=None, help="long-audio window (s)")
     serve.add_argument("--device", default="cpu")
+    _add_sift_parser(commands)
     return parser
 
 
@@ -93,6 +96,102 @@ def _model_and_audio(sub: argparse.ArgumentParser, nargs: str) -> None:
     sub.add_argument("--temperature", type=float, default=None, help="sample (default greedy)")
     sub.add_argument("--top-p", type=float, default=None)
     sub.add_argument("--window-s", type=float, default=None, help="long-audio window (s)")
+
+
+def _add_sift_parser(commands) -> None:
+    from auden.data.sift.modes import MODES
+    from auden.data.sift.options import SamplingConfig, SiftOptions
+
+    sift = commands.add_parser(
+        "sift",
+        help="write instruct targets (SIFT data) for a cut manifest with a local text LLM",
+        description="A cut manifest in, an `instruct` cut manifest and its data config out: "
+        "a local chat LLM writes a reply (sift_s), a tone-aware reply (sift_ssp) or a "
+        "'Sounds like ...' voice description (sit_ssp) from each cut's transcript and "
+        "normalised voice metadata. Resumable; re-running gives the same file.",
+    )
+    sift.add_argument("cuts", help="input cut manifest (jsonl.gz) with transcripts")
+    sift.add_argument("out", help="output cut manifest (jsonl.gz)")
+    sift.add_argument(
+        "--llm", required=True, help="a transformers causal LM folder with a chat template"
+    )
+    sift.add_argument(
+        "--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}"
+    )
+    sift.add_argument("--metadata-mapping", help="yaml: where the corpus keeps each voice field")
+    sift.add_argument(
+        "--data-config", help="the data config to write (default: OUT with .yaml for .jsonl.gz)"
+    )
+    sift.add_argument("--weight", type=float, default=1.0, help="the data config entry's weight")
+    d, o = SamplingConfig(), SiftOptions()
+    sift.add_argument("--temperature", type=float, default=d.temperature, help="0: greedy")
+    sift.add_argument("--top-p", type=float, default=d.top_p)
+    sift.add_argument("--top-k", type=int, default=d.top_k)
+    sift.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
+    sift.add_argument(
+        "--max-new-tokens", type=int, default=d.max_new_tokens, help="cap on a target's tokens"
+    )
+    sift.add_argument(
+        "--max-words", type=int, default=o.max_words, help="longer targets are dropped"
+    )
+    sift.add_argument("--seed", type=int, default=o.seed)
+    sift.add_argument("--batch-size", type=int, default=o.batch_size)
+    sift.add_argument(
+        "--part-size", type=int, default=o.part_size, help="input cuts per resumable part"
+    )
+    sift.add_argument("--device", default=o.device, help="auto, cpu, cuda, cuda:1, ...")
+    sift.add_argument(
+        "--dtype", default=o.dtype, help="auto (bf16 on GPU, fp32 on CPU), float16, ..."
+    )
+    sift.add_argument("--no-progress", action="store_true")
+
+
+def _run_sift(args) -> int:
+    import json
+
+    from auden.data.sift.metadata import MetadataMapping
+    from auden.data.sift.options import SamplingConfig, SiftOptions
+    from auden.data.sift.run import make_sift
+
+    out = args.out
+    data_config = args.data_config or (
+        out[: -len(".jsonl.gz")] + ".yaml" if out.endswith(".jsonl.gz") else out + ".yaml"
+    )
+    result = make_sift(
+        args.cuts,
+        out,
+        args.llm,
+        SamplingConfig(
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            repetition_penalty=args.repetition_penalty,
+            max_new_tokens=args.max_new_tokens,
+        ),
+        SiftOptions(
+            modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
+            seed=args.seed,
+            batch_size=args.batch_size,
+            part_size=args.part_size,
+            max_words=args.max_words,
+            device=args.device,
+            dtype=args.dtype,
+        ),
+        MetadataMapping.from_yaml(args.metadata_mapping) if args.metadata_mapping else None,
+        data_config=data_config,
+        weight=args.weight,
+        progress=not args.no_progress,
+    )
+    summary = {
+        "manifest": str(result.manifest),
+        "data_config": str(result.data_config),
+        "input_cuts": result.num_input_cuts,
+        "kept": result.kept,
+        "dropped": result.dropped,
+        "unmapped": result.unmapped,
+    }
+    sys.stdout.write(json.dumps(summary) + "\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "sift":
+        return _run_sift(args)
     if args.command == "export":
         from auden.checkpoint import CheckpointSpec
         from auden.inference.export import export_model

@@ -43,7 +43,12 @@ class BadCutError(RuntimeError):
 
 
 def user_message(prompt: str) -> dict:
-    return {"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": prompt}]}
+    """The user turn: the audio, then the prompt; the audio alone when the prompt is empty
+    (an ``instruct`` cut whose instruction is "": the clip itself is the message)."""
+    parts: list[dict] = [{"type": "audio"}]
+    if prompt:
+        parts.append({"type": "text", "text": prompt})
+    return {"role": "user", "content": parts}
 
 
 def assistant_message(target: str) -> dict:

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from auden.data.hf_audio import AudioDecodeError
 from auden.data.hf_mapping import ColumnMapping, row_to_cut
 from auden.data.hf_source import HfRows, open_hf_rows
+from auden.data.job_folder import check_same_job, write_text_atomically
 
 __all__ = ["ColumnMapping", "ConversionResult", "ConvertOptions", "convert_hf_dataset"]
 
@@ -210,17 +211,9 @@ def _check_same_job(job_file: Path, source: Path, mapping, options, num_rows: in
         "part_size": options.part_size,
         "sampling_rate": options.sampling_rate,
     }
-    if job_file.is_file():
-        previous = json.loads(job_file.read_text())
-        if previous != job:
-            changed = sorted(k for k in job if previous.get(k) != job[k])
-            raise ValueError(
-                f"{job_file.parent} holds a conversion with different {changed}; "
-                "remove that folder or choose another --out-dir/--prefix"
-            )
-        log.info("resuming the conversion in %s", job_file.parent)
-        return
-    _write_text(job_file, json.dumps(job, indent=2, ensure_ascii=False))
+    check_same_job(
+        job_file, job, "conversion", "remove that folder or choose another --out-dir/--prefix"
+    )
 
 
 _WORKER_ROWS: dict[tuple[str, str | None], HfRows] = {}
@@ -284,7 +277,7 @@ def _convert_part(
         CutSet.from_cuts(cuts).to_file(tmp)
         os.replace(tmp, layout.part_cuts(index))
     layout.part_stats(index).parent.mkdir(parents=True, exist_ok=True)
-    _write_text(layout.part_stats(index), json.dumps(asdict(stats), ensure_ascii=False))
+    write_text_atomically(layout.part_stats(index), json.dumps(asdict(stats), ensure_ascii=False))
 
 
 def _write_shar_part(cuts, layout: _Layout, index: int) -> None:
@@ -335,9 +328,3 @@ def _join_parts(layout: _Layout, parts: list[int]) -> None:
 
 def _json_line(item: dict) -> str:
     return json.dumps(item, ensure_ascii=False) + "\n"
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
