@@ -18,7 +18,7 @@ from lhotse.utils import fastcopy
 from tiny_audio_llm import TEXTS
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from auden.models.atomic_folder import save_folder_atomically
+from auden.atomic import atomic_folder
 from auden.models.tiny_llm import train_chat_tokenizer
 
 # Raw voice fields as corpora write them; None: the field is absent.
@@ -108,8 +108,7 @@ def make_bigram_llm(
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
 
-    def write(path: Path) -> None:
-        model.save_pretrained(path)
-        tokenizer.save_pretrained(path)
-
-    return save_folder_atomically(folder, write)
+    with atomic_folder(folder) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return folder

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
+
+from auden.atomic import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,6 @@ def check_same_job(job_file: Path, job: dict, what: str, hint: str) -> None:
 
 
 def write_text_atomically(path: Path, text: str) -> None:
-    """Write to a temporary name, flush to disk, then rename: never a half-written file."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """A small text file written through :func:`auden.atomic.atomic_file`."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

@@ -34,6 +34,7 @@ from lhotse.cut import Cut
 from lhotse.utils import fastcopy
 from tqdm.auto import tqdm
 
+from auden.atomic import atomic_file
 from auden.data.job_folder import check_same_job, write_text_atomically
 from auden.data.prompts import stable_seed
 from auden.data.sift.generate import ChatWriter, Request
@@ -240,11 +241,11 @@ def _check_same_job(job_file: Path, cuts, llm, sampling, options, mapping, num_c
 
 def _join_parts(work: Path, parts: list[int], out: Path) -> None:
     """The parts' cuts, in order, as one gzip file without a timestamp (re-runs are identical)."""
-    tmp = out.with_name(f".tmp-{out.name}")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-        for part in parts:
-            gz.write(_cuts_file(work, part).read_bytes())
-    os.replace(tmp, out)
+    with atomic_file(out) as tmp, open(tmp, "wb") as raw:
+        # No name (the temporary one) and no time in the header: the same cuts, the same bytes.
+        with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+            for part in parts:
+                gz.write(_cuts_file(work, part).read_bytes())
 
 
 def _work_dir(out: Path) -> Path:
