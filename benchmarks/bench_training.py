@@ -142,7 +142,7 @@ def bare_run(cfg: TrainConfig, trainer: Trainer, batches: list) -> float:
     seed_everything(cfg.trainer.seed)
     model = type(trainer.model).from_config(cfg.model).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(model.parameters(), cfg.trainer.optimizer)
+    optimizer = build_optimizer(model.named_parameters(), cfg.trainer.optimizer)
     start = clock()
     for batch in batches:
         model(batch).loss.backward()
