@@ -157,7 +157,17 @@ def git_commit() -> str:
     sha = git("rev-parse", "--short=12", "HEAD")
     if not sha:
         return "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", "../auden")
+    # The results a run writes (results/, RESULTS.md) do not make the scripts dirty.
+    dirty = git(
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        "../auden",
+        ":!results",
+        ":!RESULTS.md",
+    )
     return sha + ("-dirty" if dirty else "")
 
 
