@@ -78,7 +78,7 @@ def test_benchmark_script_quick_run_writes_every_field(script, tmp_path):
         + _extra_args(script, tmp_path),
         check=True,
         env=env,
-        timeout=300,
+        timeout=900,  # generous: a shared CI machine can be slow; the scripts take seconds of CPU
     )
     result = json.loads(out.read_text())
     check_result(result, source=str(out))
