@@ -123,3 +123,43 @@ def test_streaming_and_wrong_inputs_are_refused_with_the_reason(tmp_path, refere
     # the CLI prints a wrong input as one line (exit 2) rather than a traceback
     assert cli(["import-icefall", str(plain), "--out", str(tmp_path / "e"), "--ctc-out", "x"]) == 2
     assert "--bpe-model" in capsys.readouterr().err
+
+
+def test_an_audio_llm_trains_on_the_imported_encoder_with_its_top_layers_adapted(
+    tmp_path, reference
+):
+    """model.audio_encoder.pretrained_model=<import> with train=top_layers: one step learns."""
+    from tiny_audio_llm import make_batch, make_tiny_llm, tiny_config
+
+    from auden.models.audio_llm import AudioEncoderConfig, AudioLlm
+
+    tensors, cfg = reference
+    ckpt = write_pretrained(tmp_path / "pretrained.pt", tensors)
+    args = ["--num-mel-bins", "20", "--pos-head-dim", str(cfg["pos_head_dim"])]
+    assert cli(["import-icefall", str(ckpt), "--out", str(tmp_path / "enc"), *args]) == 0
+    config = tiny_config(make_tiny_llm(tmp_path / "llm"))
+    config.audio_encoder = AudioEncoderConfig(
+        model_type="zipformer",
+        pretrained_model=str(tmp_path / "enc"),
+        train="top_layers",
+        top_layers=2,
+    )
+    torch.manual_seed(0)
+    model = AudioLlm.from_config(config)
+    clips = [tensors["clip0.features"], tensors["clip1.features"]]
+    lens = torch.tensor([len(c) for c in clips])
+    features = torch.zeros(2, int(lens.max()), clips[0].shape[1])
+    for i, clip in enumerate(clips):
+        features[i, : len(clip)] = clip
+    batch = make_batch(features, lens, ["hello world", "a quick brown fox"])
+    trainable = [n for n, p in model.audio_encoder.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith(("stacks.5.blocks.1.", "output_")) for n in trainable)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    losses = []
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = model(batch).loss
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0], losses
