@@ -11,10 +11,14 @@ reply::
 
 from __future__ import annotations
 
+import logging
+import struct
 from pathlib import Path
 
 import numpy as np
 import torch
+
+logger = logging.getLogger(__name__)
 
 # One 25 ms analysis window: the shortest clip any of our fbank extractors turns into a
 # feature frame (Lhotse's Fbank fails deep inside torch below it).
@@ -47,6 +51,12 @@ def read_audio(path: str | Path, sampling_rate: int = 16000) -> np.ndarray:
         raise AudioError(f"cannot read audio file '{path}': {_reason(e, path)}") from None
     samples = np.asarray(samples[0], dtype=np.float32)
     check_waveform(samples, f"audio file '{path}'", sampling_rate)
+    missing = _wav_bytes_missing(path)
+    if missing:
+        logger.warning(
+            "audio file '%s' is truncated: %d bytes that its header announces are missing; "
+            "using the %.2f s that are there", path, missing, samples.size / sampling_rate,
+        )
     return samples
 
 
@@ -81,6 +91,18 @@ def check_waveform(
             f"{name}: {1000 * num / sampling_rate:.1f} ms of audio, shorter than the "
             f"minimum of {1000 * min_duration:.0f} ms (one feature frame)"
         )
+
+
+def _wav_bytes_missing(path: Path) -> int:
+    """How many bytes a RIFF/WAVE file lacks by its own header (decoders read what is left)."""
+    with open(path, "rb") as f:
+        header = f.read(12)
+    if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+        return 0
+    announced = struct.unpack("<I", header[4:8])[0] + 8
+    if announced >= 0xFFFFFFF0:  # streamed writers leave the size unset
+        return 0
+    return max(0, announced - path.stat().st_size)
 
 
 def _reason(e: BaseException, path: Path) -> str:

@@ -19,11 +19,27 @@ from auden.atomic import atomic_file
 from auden.checkpoint.files import describe_checkpoints
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, a file-size limit, ...)."""
+
+
 def save_checkpoint(payload: Mapping, path: str | Path) -> Path:
-    """torch.save ``payload`` to ``path`` atomically (temp file, fsync, rename)."""
+    """torch.save ``payload`` to ``path`` atomically (temp file, fsync, rename).
+
+    A failed write (torch reports a full disk as a bare ``RuntimeError`` from its zip
+    writer) becomes a :class:`CheckpointWriteError` naming the file; the temporary file
+    is removed, and ``path`` and every earlier checkpoint are left as they were.
+    """
     path = Path(path)
-    with atomic_file(path) as tmp:
-        torch.save(dict(payload), tmp)
+    try:
+        with atomic_file(path) as tmp:
+            torch.save(dict(payload), tmp)
+    except (OSError, RuntimeError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointWriteError(
+            f"cannot write checkpoint '{path}' (disk full or a file-size limit?): {reason}; "
+            "the checkpoints already written are untouched"
+        ) from e
     return path
 
 

@@ -63,4 +63,15 @@ def load_trainable_state_dict(
             f"checkpoint '{source}' does not match the model: missing {sorted(missing)[:5]}"
             f" ({len(missing)}), unexpected {sorted(unexpected)[:5]} ({len(unexpected)})"
         )
+    current = model.state_dict()
+    reshaped = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(current[k].shape)}"
+        for k in sorted(expected)
+        if k in current and tuple(state[k].shape) != tuple(current[k].shape)
+    ]
+    if reshaped:  # a checkpoint of another size: say so before torch's bare size error
+        raise ValueError(
+            f"checkpoint '{source}' does not match the model: {len(reshaped)} tensors have "
+            f"another shape (checkpoint vs model): {reshaped[:3]}"
+        )
     model.load_state_dict(dict(state), strict=False)

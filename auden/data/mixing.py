@@ -65,6 +65,7 @@ def read_source(source: DataSource, default_prompt_file: str | Path | None = Non
         raise ValueError(f"cannot read manifest '{source.manifest}': {e}") from e
     if cuts is None or not isinstance(cuts, CutSet):
         raise ValueError(f"manifest '{source.manifest}' is not a Lhotse CutSet manifest")
+    _check_first_cut(cuts, source.manifest)
     return tag_source(cuts, source, default_prompt_file)
 
 
@@ -73,6 +74,28 @@ def source_size(source: DataSource) -> int:
     if source.shar_dir is not None:
         return sum(s.num_cuts for s in list_shards(source.shar_dir))
     return count_cuts(source.manifest)
+
+
+def _check_first_cut(cuts: CutSet, manifest: Path) -> None:
+    """Fail now, naming the manifest, for what would otherwise skip every cut in training:
+    no cuts at all, text that is not UTF-8, or a feature archive that is not there (a
+    manifest made in another recipe or machine: relative paths are read from the cwd)."""
+    try:
+        first = next(iter(cuts), None)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"manifest '{manifest}' is not valid UTF-8: {e}") from None
+    except Exception as e:  # a corrupt gzip stream, a line that is not JSON, ...
+        raise ValueError(f"cannot read manifest '{manifest}': {e}") from e
+    if first is None:
+        raise ValueError(f"manifest '{manifest}' holds no cuts")
+    if first.has_features:
+        storage = Path(first.features.storage_path)
+        if not storage.exists():
+            raise FileNotFoundError(
+                f"manifest '{manifest}': the features of cut '{first.id}' are stored in "
+                f"'{storage}', which does not exist here (relative paths are read from "
+                f"'{Path.cwd()}')"
+            )
 
 
 def count_cuts(manifest: str | Path) -> int:

@@ -243,6 +243,7 @@ class AudioLlm(nn.Module):
             )
         llm.tie_weights()  # no_init_weights skips the tying that init would do
         tokenizer = AutoTokenizer.from_pretrained(folder)
+        _check_tokenizer_fits(tokenizer, hf_config.vocab_size, folder)
         model = cls(config, encoder, llm, tokenizer)
         load_weights(model, folder / "model.safetensors")
         return model.eval()
@@ -673,6 +674,20 @@ def _dtype(name: str) -> torch.dtype:
         return DTYPES[name]
     except KeyError:
         raise ValueError(f"model.llm.dtype '{name}' is not one of {sorted(DTYPES)}") from None
+
+
+def _check_tokenizer_fits(tokenizer, vocab_size: int, folder: Path) -> None:
+    """Refuse a tokenizer far smaller than the LLM's vocabulary (the LLM pads its own).
+
+    Without ``tokenizer.json`` transformers still builds a tokenizer from
+    ``tokenizer_config.json``, with only the special tokens: every reply would be empty.
+    """
+    if len(tokenizer) < vocab_size // 2:
+        raise ValueError(
+            f"the tokenizer in '{folder}' has {len(tokenizer)} tokens but the LLM was "
+            f"trained with {vocab_size}: a tokenizer file (tokenizer.json?) is missing "
+            "or comes from another model"
+        )
 
 
 def _clip_names(cuts: list, n: int) -> list[str]:
