@@ -65,3 +65,17 @@ def training_setup(tiny_corpus, tmp_path_factory):
     from tiny_training import make_training_setup
 
     return make_training_setup(tmp_path_factory.mktemp("training_setup"), tiny_corpus)
+
+
+@pytest.fixture(scope="session")
+def exported_audio_llm(tmp_path_factory) -> Path:
+    """A tiny AudioLlm (Whisper-style encoder, tiny LLM) as `auden export` writes it.
+    Shared read-only; a test that damages the folder copies it first."""
+    from tiny_audio_llm import make_tiny_llm, tiny_config
+
+    from auden.auto.auto_model import AutoModel
+
+    root = tmp_path_factory.mktemp("exported_audio_llm")
+    torch.manual_seed(0)
+    model = AutoModel.from_config(tiny_config(make_tiny_llm(root / "llm")))
+    return model.save_pretrained(root / "export")

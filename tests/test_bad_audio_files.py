@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 from bad_inputs import record
-from tiny_audio_llm import make_tiny_llm, tiny_config, user_turn
+from tiny_audio_llm import user_turn
 
 from auden.audio.features import build_feature_extractor, extract_padded
 from auden.audio.io import AudioError, read_audio
@@ -28,11 +28,8 @@ ENTRY = "auden transcribe"
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad_audio")
-    torch.manual_seed(0)
-    model = AutoModel.from_config(tiny_config(make_tiny_llm(root / "llm")))
-    return model.save_pretrained(root / "export")
+def model_dir(exported_audio_llm):
+    return exported_audio_llm
 
 
 def _tone(seconds: float, sr: int = SR) -> np.ndarray:

@@ -17,11 +17,8 @@ from auden.cli import main as auden_main
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad_model")
-    torch.manual_seed(0)
-    model = AutoModel.from_config(tiny_config(make_tiny_llm(root / "llm")))
-    return model.save_pretrained(root / "export")
+def exported(exported_audio_llm):
+    return exported_audio_llm
 
 
 @pytest.fixture(scope="module")
