@@ -86,6 +86,9 @@ class TrainerConfig:
     tensorboard: bool = True
     seed: int = 42
     max_nonfinite: int = 20  # this many non-finite steps in a row stop training
+    # Seconds a collective waits for the other ranks; then training stops with an error
+    # naming the rank that died or hangs (instead of nccl's 10 or gloo's 30 minutes).
+    dist_timeout: float = 300.0
 
 
 @dataclass
@@ -151,6 +154,8 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     for key in ("num_steps", "start_batch", "keep_last_k"):
         if getattr(t, key) < 0:
             raise ValueError(f"trainer.{key} must be >= 0, got {getattr(t, key)}")
+    if t.dist_timeout <= 0:
+        raise ValueError(f"trainer.dist_timeout must be > 0 seconds, got {t.dist_timeout}")
     if t.start_epoch < 1:
         raise ValueError(f"trainer.start_epoch must be >= 1, got {t.start_epoch}")
     if t.optimizer.lr <= 0:

@@ -10,8 +10,10 @@ one process with no process group at all.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +38,16 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed() -> DistInfo:
+class RankFailure(RuntimeError):
+    """Another rank died or stopped answering; the message names it."""
+
+
+def init_distributed(timeout_s: float = 300.0) -> DistInfo:
+    """Join torchrun's process group; a collective waits ``timeout_s`` for the other ranks.
+
+    The backends' own defaults (10 min for nccl, 30 min for gloo) would leave the
+    surviving ranks hanging that long when one rank stops (``trainer.dist_timeout``).
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -47,7 +58,12 @@ def init_distributed() -> DistInfo:
         device = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+        dist.init_process_group(
+            backend=backend,
+            rank=rank,
+            world_size=world_size,
+            timeout=datetime.timedelta(seconds=timeout_s),
+        )
         logger.info("rank %d/%d: process group up (%s) on %s", rank, world_size, backend, device)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
@@ -98,3 +114,60 @@ def gather_objects(obj) -> list:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def is_collective_failure(error: BaseException) -> bool:
+    """Whether ``error`` came from a collective whose peers vanished or timed out."""
+    if isinstance(error, dist.DistError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and any(
+        mark in text for mark in ("gloo", "Gloo", "NCCL", "Connection closed", "Timed out")
+    )
+
+
+def name_failed_ranks(
+    info: DistInfo, error: BaseException, timeout_s: float, store=None
+) -> RankFailure:
+    """After a failed collective: ask the store which ranks still answer, and say who did not.
+
+    Every rank that survives a peer's death sees its collective fail (at once for a
+    closed connection, after ``timeout_s`` for a rank that hangs) and checks in under
+    ``auden/alive/<rank>`` in torchrun's key-value store; the ranks that have not checked
+    in within a few seconds are the dead or hung ones. (Under torchrun on one machine a
+    rank that *exits* is usually noticed first by torchrun, which stops the others and
+    names it in its own summary; this covers the ranks that hang, and other machines.)
+    """
+    store = store if store is not None else _default_store()
+    if store is None:
+        return RankFailure(f"rank {info.rank}: a collective failed: {error}")
+    wait_s = min(10.0, max(timeout_s, 1.0))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")  # keys outlive a restart
+    keys = {r: f"auden/alive/{attempt}/{r}" for r in range(info.world_size)}
+    try:
+        store.set(keys[info.rank], "1")
+        deadline = time.monotonic() + wait_s
+        missing = [r for r, k in keys.items() if not store.check([k])]
+        while missing and time.monotonic() < deadline:
+            time.sleep(0.2)
+            missing = [r for r in missing if not store.check([keys[r]])]
+    except (RuntimeError, OSError) as e:  # the store went too (its host died)
+        return RankFailure(f"rank {info.rank}: a collective failed ({error}); the store: {e}")
+    if not missing:
+        return RankFailure(
+            f"rank {info.rank}: a collective failed although every rank answers: {error}"
+        )
+    which = ", ".join(map(str, missing))
+    return RankFailure(
+        f"rank {info.rank}: rank{'s' if len(missing) > 1 else ''} {which} died or stopped answering (no reply to a collective "
+        f"within trainer.dist_timeout={timeout_s:g} s, nor to a check-in within "
+        f"{wait_s:g} s); {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+    )
+
+
+def _default_store():
+    """torchrun's TCP key-value store that the process group was built on (None if none)."""
+    try:
+        return dist.distributed_c10d._get_default_store()
+    except (RuntimeError, AttributeError, ValueError):
+        return None

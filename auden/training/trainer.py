@@ -41,6 +41,8 @@ from auden.training.distributed import (
     cleanup_distributed,
     gather_objects,
     init_distributed,
+    is_collective_failure,
+    name_failed_ranks,
 )
 from auden.training.metrics import TensorBoard
 from auden.training.optim import build_optimizer, build_scheduler
@@ -279,13 +281,20 @@ def train(cfg: DictConfig | TrainConfig) -> Path:
     """Train as the config says; the entry point of every recipe's ``train.py``."""
     from auden.training.loop import fit
 
-    dist = init_distributed()
+    cfg = as_train_config(cfg)
+    dist = init_distributed(cfg.trainer.dist_timeout)
     if not dist.is_main:
         logging.getLogger().setLevel(logging.WARNING)
     try:
-        trainer = Trainer(as_train_config(cfg), dist)
+        trainer = Trainer(cfg, dist)
         fit(trainer)
         trainer.tensorboard.close()
+    except Exception as e:
+        if dist.enabled and is_collective_failure(e):
+            failure = name_failed_ranks(dist, e, cfg.trainer.dist_timeout)
+            logger.error("%s", failure)
+            raise failure from e
+        raise
     finally:
         cleanup_distributed()
     return Path(trainer.exp_dir)
