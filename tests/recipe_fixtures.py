@@ -42,16 +42,21 @@ def copy_recipe(name: str, root: Path) -> Path:
 
 def run_prepare(recipe: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``bash prepare.sh args`` with the venv's python and lhotse first on PATH."""
+    return run_script(recipe / "prepare.sh", *args, cwd=cwd or recipe)
+
+
+def run_script(script: Path, *args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``bash script args`` with the venv's commands (python, lhotse, torchrun) first on PATH."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("OMP_NUM_THREADS", "1")
     return subprocess.run(
-        ["bash", str(recipe / "prepare.sh"), *args],
-        cwd=cwd or recipe,
+        ["bash", str(script), *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
 
 
@@ -94,11 +99,15 @@ LIBRISPEECH_TEXT = {
 
 
 def make_librispeech(dl_dir: Path) -> dict[str, dict[str, str]]:
-    """A tiny LibriSpeech under ``dl_dir/LibriSpeech``; returns {part: {utt id: text}}."""
+    """A tiny LibriSpeech under ``dl_dir/LibriSpeech`` with its SPEAKERS.TXT; returns
+    {part: {utt id: text}}."""
     written: dict[str, dict[str, str]] = {}
+    speakers = ["; ID  |SEX| SUBSET           |MINUTES| NAME"]
     seed = 100
     for part, texts in LIBRISPEECH_TEXT.items():
         speaker, chapter = 100 + seed % 7, 2000 + seed
+        sex = "FM"[speaker % 2]
+        speakers.append(f"{speaker:<5}| {sex} | {part:<16} | 25.03 | Reader {speaker}")
         chapter_dir = dl_dir / "LibriSpeech" / part / str(speaker) / str(chapter)
         lines = []
         written[part] = {}
@@ -109,6 +118,7 @@ def make_librispeech(dl_dir: Path) -> dict[str, dict[str, str]]:
             lines.append(f"{utt} {text}")
             written[part][utt] = text
         (chapter_dir / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n")
+    (dl_dir / "LibriSpeech" / "SPEAKERS.TXT").write_text("\n".join(speakers) + "\n")
     return written
 
 

@@ -109,7 +109,8 @@ def test_joint_ctc_adds_its_weighted_loss_and_trains_its_head(llm_folder):
     assert float(out.loss.detach()) == pytest.approx(expected, rel=1e-5)
 
 
-def test_joint_ctc_starts_from_the_exported_ctc_head_and_decodes(llm_folder, tmp_path):
+def _joint_ctc_on_a_ctc_export(llm_folder, tmp_path) -> tuple[AudioLlm, CtcModel]:
+    """A CTC model exported on the LLM's tokens, and an audio LLM with joint CTC built on it."""
     torch.manual_seed(0)
     ctc = CtcModel.from_config(
         CtcModelConfig(encoder=CtcEncoderConfig(config="xs"), tokenizer=str(llm_folder))
@@ -119,7 +120,11 @@ def test_joint_ctc_starts_from_the_exported_ctc_head_and_decodes(llm_folder, tmp
     config.audio_encoder = AudioEncoderConfig(
         model_type="zipformer", pretrained_model=str(tmp_path / "ctc")
     )
-    model = AudioLlm.from_config(config).eval()
+    return AudioLlm.from_config(config).eval(), ctc
+
+
+def test_joint_ctc_starts_from_the_exported_ctc_head_and_decodes(llm_folder, tmp_path):
+    model, ctc = _joint_ctc_on_a_ctc_export(llm_folder, tmp_path)
     assert torch.equal(model.ctc_head.weight, ctc.ctc_head.weight)
     batch = _batch()
     assert model.decode_ctc(batch) == ctc.decode(batch)
@@ -253,3 +258,17 @@ def test_label_heads_of_the_ctc_export_reach_the_audio_llm_and_show_as_words(
     model.eval().save_pretrained(tmp_path / "export")
     loaded = AutoModel.from_pretrained(tmp_path / "export")
     assert torch.equal(loaded.label_heads.heads["gender"].weight, head.weight)
+
+
+def test_joint_ctc_keeps_the_pretrained_head_when_the_llm_gains_the_audio_token(tmp_path):
+    """A real LLM (Qwen2.5) has no <|AUDIO|>: CTC pretrained on its tokens gets one row less
+    than the audio LLM's head, which must still start from it (run.sh stage 1 -> stage 3)."""
+    llm = make_tiny_llm(tmp_path / "llm", with_audio_token=False)
+    model, ctc = _joint_ctc_on_a_ctc_export(llm, tmp_path)
+    old = ctc.ctc_head.weight.shape[0]
+    assert model.ctc_head.weight.shape[0] == old + 1  # the audio token was added
+    assert torch.equal(model.ctc_head.weight[:old], ctc.ctc_head.weight)
+    assert torch.equal(model.ctc_head.bias[:old], ctc.ctc_head.bias)
+    assert float(model.ctc_head.bias[old]) == float(ctc.ctc_head.bias.min())
+    batch = _batch()
+    assert model.decode_ctc(batch) == ctc.decode(batch)

@@ -58,6 +58,9 @@ def test_stage_3_writes_data_configs_with_chinese_prompts_that_load(prepared, mo
     test = load_data_config("configs/test_data.yaml")
     assert [s.name for s in test] == ["aishell2_dev", "aishell2_test"]
     assert {s.prompt_file for s in train + test} == {recipe / "configs/prompts/transcribe.txt"}
+    # CTC pretraining (run.sh stage 1) reads transcribe-only copies.
+    assert load_data_config("configs/ctc_train_data.yaml") == train
+    assert load_data_config("configs/ctc_test_data.yaml") == test
     prompts = (recipe / "configs/prompts/transcribe.txt").read_text("utf-8").splitlines()
     assert len(prompts) >= 5 and all("\u4e00" <= p[0] <= "\u9fff" for p in prompts)
 

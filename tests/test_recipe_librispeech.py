@@ -12,6 +12,7 @@ from recipe_fixtures import (
     copy_recipe,
     make_librispeech,
     run_prepare,
+    run_script,
 )
 
 from auden.data.config import load_data_config
@@ -57,6 +58,9 @@ def test_stage_3_writes_english_prompts_and_data_configs_that_load(prepared, mon
     ]
     test = load_data_config("configs/test_data.yaml")
     assert [s.name for s in test] == ["librispeech_dev-clean", "librispeech_test-clean"]
+    # CTC pretraining (run.sh stage 1) reads transcribe-only copies.
+    assert load_data_config("configs/ctc_train_data.yaml") == train
+    assert load_data_config("configs/ctc_test_data.yaml") == test
 
 
 def test_a_rerun_skips_finished_stages_and_stage_2_alone_is_redone(prepared):
@@ -158,3 +162,63 @@ def test_stage_4_imports_an_icefall_encoder_and_makes_it_the_default(tmp_path):
     assert given.model.audio_encoder.pretrained_model == "/e"
     whisper = compose_recipe_config(recipe, "train_whisper", llm)
     assert whisper.model.audio_encoder.pretrained_model == ""
+
+
+def _fake_llm(folder):
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    return folder
+
+
+def test_run_sh_stage_3_refuses_to_train_a_zipformer_from_scratch(tmp_path):
+    recipe = copy_recipe("librispeech", tmp_path)
+    llm = _fake_llm(tmp_path / "llm")
+    proc = run_script(
+        recipe / "run.sh", "--stage", "3", "--stop-stage", "3", "--llm", str(llm), cwd=recipe
+    )
+    assert proc.returncode != 0
+    assert "stage 3 needs a pretrained encoder, and 'exp/ctc/export' holds none" in proc.stderr
+    assert "--encoder DIR" in proc.stderr
+    assert not (recipe / "exp").exists()
+
+
+def test_run_sh_needs_an_llm_from_stage_1_on(tmp_path):
+    recipe = copy_recipe("librispeech", tmp_path)
+    proc = run_script(recipe / "run.sh", "--stage", "1", cwd=recipe)
+    assert proc.returncode != 0 and "--llm is needed from stage 1 on" in proc.stderr
+
+
+def test_run_sh_help_lists_the_recipes_options_and_the_shared_ones(tmp_path):
+    proc = run_script(REPO / "egs/librispeech/run.sh", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for option in ("--dl-dir", "--speaker-gender", "--llm ", "--encoder ", "--encoder-train",
+                   "--ctc-weight", "--ctc-steps", "--stage "):
+        assert option in proc.stdout, option
+    assert proc.stdout.index("--dl-dir") < proc.stdout.index("--encoder-train")
+
+
+def test_speaker_gender_comes_from_speakers_txt_into_the_supervisions(tmp_path):
+    """prepare.sh --speaker-gender true: what a CTC label head on `gender` reads."""
+    import importlib.util
+
+    from lhotse import SupervisionSegment, SupervisionSet
+
+    spec = importlib.util.spec_from_file_location(
+        "speaker_gender", REPO / "egs/librispeech/local/speaker_gender.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    make_librispeech(tmp_path / "dl")
+    speakers = tmp_path / "dl/LibriSpeech/SPEAKERS.TXT"
+    manifest = tmp_path / "librispeech_supervisions_x.jsonl.gz"
+    sups = [
+        SupervisionSegment(f"{spk}-1-{i}", f"{spk}-1-{i}", 0.0, 1.0, speaker=str(spk), text="HI")
+        for i, spk in enumerate((102, 105))
+    ]
+    SupervisionSet.from_segments(sups).to_file(manifest)
+    assert module.add_gender(manifest, module.read_speakers(speakers), speakers) == 2
+    assert [s.custom["gender"] for s in load_manifest(manifest)] == ["female", "male"]
+    stranger = SupervisionSegment("9-1-0", "9-1-0", 0.0, 1.0, speaker="9", text="HI")
+    SupervisionSet.from_segments([stranger]).to_file(manifest)
+    with pytest.raises(KeyError, match="speaker '9', who is not in"):
+        module.add_gender(manifest, module.read_speakers(speakers), speakers)

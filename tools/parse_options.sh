@@ -16,8 +16,9 @@
 #   * an option for a variable the script did not define is an error naming it;
 #   * a variable whose default is true/false accepts only true or false;
 #   * `--help` (or `-h`) prints the script's options with their defaults, read from
-#     the `name=value  # comment` lines above the line that sources this file,
-#     after "$help_message" if the script defines one.
+#     the `name=value  # comment` lines above the first line that sources a file,
+#     after "$help_message" if the script defines one. When a shared stage file sources
+#     this one for a recipe's run.sh, the run.sh's own options are listed first.
 #   * `--` ends option parsing.
 #   * afterwards, $parse_options_given lists the variables set on the command line
 #     (" stage nj "), so a script can tell an explicit `--stage 0` from the default.
@@ -32,21 +33,24 @@ _po_print_help() {
     printf 'Usage: %s [options] [args]\n\n' "$_po_name"
   fi
   printf 'Options (default in brackets):\n'
-  local _po_line _po_v _po_comment _po_shown=""
-  # The option block: assignments at the start of a line, before this file is sourced.
-  while IFS= read -r _po_line; do
-    if [[ "$_po_line" =~ ^[[:space:]]*(\.|source)[[:space:]].*parse_options\.sh ]]; then
-      break
-    fi
-    if [[ "$_po_line" =~ ^([A-Za-z_][A-Za-z0-9_]*)=[^#]*(#[[:space:]]*(.*))?$ ]]; then
-      _po_v="${BASH_REMATCH[1]}"
-      _po_comment="${BASH_REMATCH[3]}"
-      case " $_po_shown " in *" $_po_v "*) continue ;; esac
-      case "$_po_v" in help_message|_*) continue ;; esac
-      _po_shown="$_po_shown $_po_v"
-      printf '  --%-22s %-30s %s\n' "${_po_v//_/-}" "[${!_po_v-}]" "$_po_comment"
-    fi
-  done < "$_po_script"
+  local _po_line _po_v _po_comment _po_shown="" _po_file _po_files=("$_po_script")
+  if [ -f "$0" ] && ! [ "$0" -ef "$_po_script" ]; then _po_files=("$0" "$_po_script"); fi
+  for _po_file in "${_po_files[@]}"; do
+    # The option block: assignments at the start of a line, before the first `. file`.
+    while IFS= read -r _po_line; do
+      if [[ "$_po_line" =~ ^[[:space:]]*(\.|source)[[:space:]] ]]; then
+        break
+      fi
+      if [[ "$_po_line" =~ ^([A-Za-z_][A-Za-z0-9_]*)=[^#]*(#[[:space:]]*(.*))?$ ]]; then
+        _po_v="${BASH_REMATCH[1]}"
+        _po_comment="${BASH_REMATCH[3]}"
+        case " $_po_shown " in *" $_po_v "*) continue ;; esac
+        case "$_po_v" in help_message|_*) continue ;; esac
+        _po_shown="$_po_shown $_po_v"
+        printf '  --%-22s %-30s %s\n' "${_po_v//_/-}" "[${!_po_v-}]" "$_po_comment"
+      fi
+    done < "$_po_file"
+  done
   printf '  --%-22s %-30s %s\n' "help" "" "print this message and exit"
 }
 

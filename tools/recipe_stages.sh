@@ -100,3 +100,54 @@ _compute_fbank_group() {
     --out "$feats_dir/${corpus}_cuts_{split}.jsonl.gz" \
     --storage "$feats_dir/${corpus}_feats_{split}" "$@"
 }
+
+# ---- Timed stages for run.sh (training and evaluation: no markers, a stage reruns when
+# named). Source this file after parse_options.sh, then:
+#
+#     if in_stage 1 "pretrain the encoder with CTC"; then ...; end_stage; fi
+#     print_stage_times exp/stage_timings.tsv   # at the end: the wall time of every stage run
+_stage_timings=()
+_stage_tsv=()  # "stage<TAB>seconds" rows (benchmarks/bench_demo.py reads mini_en's)
+_run_start_ms=$(($(date +%s%N) / 1000000))
+
+_seconds_since() {
+  local ms=$(($(date +%s%N) / 1000000 - $1))
+  echo "$((ms / 1000)).$((ms % 1000 / 100))"
+}
+
+# in_stage K NAME: true when stage <= K <= stop_stage; prints a banner and starts the clock.
+in_stage() {
+  if [ "$1" -lt "$stage" ] || [ "$1" -gt "$stop_stage" ]; then return 1; fi
+  _current_stage="$1: $2"
+  log "================ Stage $_current_stage ================"
+  _stage_start_ms=$(($(date +%s%N) / 1000000))
+}
+
+# end_stage: logs the wall time of the stage just run and keeps it for print_stage_times.
+end_stage() {
+  local took
+  took="$(_seconds_since "$_stage_start_ms")"
+  log "Stage $_current_stage: done in $took s"
+  _stage_timings+=("$(printf '  stage %-40s %10s' "$_current_stage" "$took s")")
+  _stage_tsv+=("$_current_stage"$'\t'"$took")
+}
+
+# print_stage_times [TSV]: the time of every stage run and the total; with TSV, the same as
+# a file (stage, seconds), written whole and then renamed, when any stage ran.
+print_stage_times() {
+  local line total
+  total="$(_seconds_since "$_run_start_ms")"
+  log "Time per stage:"
+  for line in "${_stage_timings[@]}"; do echo "$line"; done
+  log "total: $total s"
+  if [ -n "${1:-}" ] && [ ${#_stage_tsv[@]} -gt 0 ]; then
+    mkdir -p "$(dirname "$1")"
+    {
+      printf 'stage\tseconds\n'
+      for line in "${_stage_tsv[@]}"; do printf '%s\n' "$line"; done
+      printf 'total\t%s\n' "$total"
+    } > "$1.tmp"
+    mv "$1.tmp" "$1"
+    log "stage times written to $1"
+  fi
+}

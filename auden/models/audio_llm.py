@@ -342,16 +342,27 @@ class AudioLlm(nn.Module):
 
     def _load_ctc_head(self, state: dict[str, torch.Tensor]) -> None:
         expected = tuple(self.ctc_head.weight.shape)
-        if tuple(state["weight"].shape) != expected:
+        weight, bias = state["weight"], state["bias"]
+        if weight.shape[1] != expected[1] or weight.shape[0] > expected[0]:
             logger.warning(
                 "the pretrained CTC head has shape %s, the audio LLM needs %s (encoder dim x "
                 "tokenizer size + 1): starting a new head",
-                tuple(state["weight"].shape),
+                tuple(weight.shape),
                 expected,
             )
             return
-        self.ctc_head.load_state_dict(state)
-        logger.info("joint CTC starts from the encoder's pretrained CTC head")
+        with torch.no_grad():
+            self.ctc_head.weight[: weight.shape[0]].copy_(weight)
+            self.ctc_head.bias[: weight.shape[0]].copy_(bias)
+            # Tokens added since CTC pretraining (the audio token, for an LLM that had none)
+            # are never CTC targets: they start as unlikely as the least likely old token.
+            self.ctc_head.weight[weight.shape[0] :].zero_()
+            self.ctc_head.bias[weight.shape[0] :].fill_(float(bias.min()))
+        added = expected[0] - weight.shape[0]
+        logger.info(
+            "joint CTC starts from the encoder's pretrained CTC head%s",
+            f" ({added} token(s) added to the tokenizer since)" if added else "",
+        )
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Only the parameters that train (what a training checkpoint stores)."""

@@ -12,6 +12,7 @@
 #  stage 2: features -> data/fbank/aishell2_cuts_{train,dev,test}.jsonl.gz (data/whisper_fbank/ with --whisper-fbank true)
 #  stage 3: data configs -> configs/{train,valid,test}_data.yaml (configs/*_data_whisper.yaml with
 #           --whisper-fbank true), using the Chinese prompts of configs/prompts/transcribe.txt
+#           and their transcribe-only copies configs/ctc_*.yaml for CTC pretraining (run.sh)
 #
 # Each finished stage leaves a marker data/.stage-<n>[-<features>].done (tools/recipe_stages.sh):
 # a re-run skips finished stages unless their settings changed; naming the range
@@ -101,6 +102,8 @@ EOF
 - {name: aishell2_dev, manifest: $feats_dir/aishell2_cuts_dev.jsonl.gz, task: transcribe, prompt_file: $prompt}
 - {name: aishell2_test, manifest: $feats_dir/aishell2_cuts_test.jsonl.gz, task: transcribe, prompt_file: $prompt}
 EOF
-  log "wrote configs/{train,valid,test}_data$suffix.yaml"
+  # run.sh stage 1 (CTC pretraining) reads the transcribe entries from copies of its own.
+  python "$tools/ctc_data_configs.py" configs/{train,valid,test}_data$suffix.yaml
+  log "wrote configs/{,ctc_}{train,valid,test}_data$suffix.yaml"
   finish_stage 3 "$feature" "$settings_3"
 fi

@@ -10,9 +10,11 @@
 # <speaker>-<chapter>.trans.txt transcripts, for each part named in --parts.
 #
 #  stage 1: lhotse prepare librispeech -> data/manifests/librispeech_{recordings,supervisions}_<part>.jsonl.gz
+#           (with --speaker-gender true, supervision.custom.gender from LibriSpeech/SPEAKERS.TXT)
 #  stage 2: features -> data/fbank/librispeech_cuts_<part>.jsonl.gz (data/whisper_fbank/ with --whisper-fbank true)
 #  stage 3: data configs -> configs/{train,valid,test}_data.yaml (configs/*_data_whisper.yaml with
-#           --whisper-fbank true), using the English prompts of configs/prompts/transcribe.txt
+#           --whisper-fbank true), using the English prompts of configs/prompts/transcribe.txt,
+#           and their transcribe-only copies configs/ctc_*.yaml for CTC pretraining (run.sh)
 #  stage 4: only with --icefall-checkpoint: import an icefall Zipformer (its exp/pretrained.pt)
 #           -> data/icefall_encoder (+ data/icefall_ctc with --icefall-bpe-model), and write
 #           configs/icefall_encoder/imported.yaml, which makes it train.yaml's default encoder
@@ -35,6 +37,7 @@ perturb_speed=false      # add 0.9x and 1.1x speed copies of the train parts
 use_kaldifeat=false      # compute fbank with kaldifeat (make setup-kaldifeat)
 icefall_checkpoint=      # stage 4: an icefall Zipformer exp/pretrained.pt to start the encoder from
 icefall_bpe_model=       # stage 4: its data/lang_bpe_500/bpe.model, to keep its CTC head too
+speaker_gender=false     # stage 1 also writes each speaker's gender (LibriSpeech/SPEAKERS.TXT) into the supervisions
 
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_stages.sh"
@@ -58,7 +61,7 @@ test_parts=$(for p in $parts; do case $p in dev-*|test-*) echo "$p" ;; esac; don
 if [ "$whisper_fbank" = true ]; then feature=whisper_fbank; suffix=_whisper; else feature=fbank; suffix=; fi
 feats_dir=data/$feature
 # What each stage's output depends on, its predecessors' settings included.
-settings_1="corpus=$corpus_dir parts=$(echo $parts)"
+settings_1="corpus=$corpus_dir parts=$(echo $parts) speaker_gender=$speaker_gender"
 settings_2="$settings_1 num_mel_bins=$num_mel_bins perturb_speed=$perturb_speed use_kaldifeat=$use_kaldifeat"
 settings_3="$settings_2"
 settings_4="checkpoint=$icefall_checkpoint bpe_model=$icefall_bpe_model num_mel_bins=$num_mel_bins"
@@ -87,6 +90,12 @@ if run_stage 1 "manifests of $parts from $corpus_dir" "" "$settings_1"; then
       [ -s "data/manifests/librispeech_${kind}_${part}.jsonl.gz" ] || die "lhotse wrote no data/manifests/librispeech_${kind}_${part}.jsonl.gz"
     done
   done
+  if [ "$speaker_gender" = true ]; then
+    # custom.gender on every supervision: what a CTC label head (configs/model/ctc_encoder.yaml) learns.
+    [ -s "$corpus_dir/SPEAKERS.TXT" ] || die "--speaker-gender true needs $corpus_dir/SPEAKERS.TXT (it ships in every LibriSpeech tarball)"
+    python local/speaker_gender.py --speakers "$corpus_dir/SPEAKERS.TXT" \
+      $(for part in $parts; do echo "data/manifests/librispeech_supervisions_$part.jsonl.gz"; done)
+  fi
   finish_stage 1 "" "$settings_1"
 fi
 
@@ -127,7 +136,11 @@ if run_stage 3 "data configs for $feature features" "$feature" "$settings_3"; th
       echo "- {name: librispeech_$part, manifest: $feats_dir/librispeech_cuts_$part.jsonl.gz, task: transcribe, prompt_file: $prompt}"
     done > "configs/test_data$suffix.yaml"
   fi
-  log "wrote configs/{train,valid,test}_data$suffix.yaml"
+  # run.sh stage 1 (CTC pretraining) reads the transcribe entries from copies of its own.
+  written=("configs/train_data$suffix.yaml")
+  [ -z "$test_parts" ] || written+=("configs/valid_data$suffix.yaml" "configs/test_data$suffix.yaml")
+  python "$tools/ctc_data_configs.py" "${written[@]}"
+  log "wrote configs/{,ctc_}{train,valid,test}_data$suffix.yaml"
   finish_stage 3 "$feature" "$settings_3"
 fi
 

@@ -35,37 +35,12 @@ avg=4                 # checkpoints averaged for evaluation and export
 exp=exp               # where the runs go
 
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_stages.sh"  # in_stage, end_stage, print_stage_times
 
-[ $# -eq 0 ] || { echo "run.sh: unexpected argument '$1' (see --help)" >&2; exit 1; }
+[ $# -eq 0 ] || die "unexpected argument '$1' (see --help)"
 recipe_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo_dir="$(cd "$recipe_dir/../.." && pwd)"
 cd "$recipe_dir"
-if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$repo_dir/.venv/bin/python" ]; then
-  export PATH="$repo_dir/.venv/bin:$PATH"
-fi
-
-log() { echo "$(date '+%F %T') (run.sh) $*"; }
-
-stage_timings=()
-stage_tsv=()  # "stage<TAB>seconds" rows of the summary file (benchmarks/bench_demo.py reads it)
-run_start_ms=$(($(date +%s%N) / 1000000))
-
-# in_stage K NAME: true when stage K is selected; prints its banner and starts its clock.
-in_stage() {
-  if [ "$1" -lt "$stage" ] || [ "$1" -gt "$stop_stage" ]; then return 1; fi
-  current_stage="$1: $2"
-  log "================ Stage $current_stage ================"
-  stage_start_ms=$(($(date +%s%N) / 1000000))
-}
-
-# end_stage: logs the time of the stage just run and keeps it for the summary.
-end_stage() {
-  local ms=$(($(date +%s%N) / 1000000 - stage_start_ms))
-  local took="$((ms / 1000)).$((ms % 1000 / 100)) s"
-  log "Stage $current_stage: done in $took"
-  stage_timings+=("$(printf '  stage %-40s %10s' "$current_stage" "$took")")
-  stage_tsv+=("$current_stage"$'\t'"$((ms / 1000)).$((ms % 1000 / 100))")
-}
+use_repo_venv "$recipe_dir/../.."
 
 if in_stage 0 "prepare data (prepare.sh)"; then
   bash prepare.sh --nj "$nj" --num-utts "$num_utts"
@@ -137,19 +112,4 @@ if in_stage 6 "results"; then
   end_stage
 fi
 
-total_ms=$(($(date +%s%N) / 1000000 - run_start_ms))
-log "Time per stage:"
-for line in "${stage_timings[@]}"; do echo "$line"; done
-total_s="$((total_ms / 1000)).$((total_ms % 1000 / 100))"
-log "total: $total_s s"
-# The same summary as a file, written whole and then renamed: the last run's stage times.
-if [ ${#stage_tsv[@]} -gt 0 ]; then
-  mkdir -p "$exp"
-  {
-    printf 'stage\tseconds\n'
-    for row in "${stage_tsv[@]}"; do printf '%s\n' "$row"; done
-    printf 'total\t%s\n' "$total_s"
-  } > "$exp/.stage_timings.tsv.tmp"
-  mv "$exp/.stage_timings.tsv.tmp" "$exp/stage_timings.tsv"
-  log "stage times written to $exp/stage_timings.tsv"
-fi
+print_stage_times "$exp/stage_timings.tsv"
