@@ -107,7 +107,7 @@ def test_audio_token_clip_mismatch_raises_naming_the_clip(model):
     batch.messages[1][0] = {"role": "user", "content": "Transcribe:"}
     with pytest.raises(ValueError, match=r"cut 'utt-2': 5 audio frames but 0 audio tokens"):
         model(batch)
-    with pytest.raises(ValueError, match="2 conversations for 1 audio clips"):
+    with pytest.raises(ValueError, match="2 conversations for 1 audio frame counts"):
         model.generate((feats[:1], lens[:1]), [[user_turn()], [user_turn()]])
 
 

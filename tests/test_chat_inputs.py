@@ -82,5 +82,5 @@ def test_each_clip_of_a_conversation_gets_its_own_frame_count_and_labels_stay_on
     assert "user\nand " + "<|AUDIO|>" * 5 + " <|AUDIO|><|im_end|>" in text
     labelled = out.labels[0][out.labels[0] != IGNORE_INDEX].tolist()
     assert chat.tokenizer.decode(labelled) == "hello world<|im_end|>\ngood morning<|im_end|>\n"
-    with pytest.raises(ValueError, match=r"talk: 2 clip\(s\) of \[2, 5\] audio frames but 3"):
+    with pytest.raises(ValueError, match=r"talk: 2 clips of \[2, 5\] audio frames but 3"):
         chat.encode([conversation], [[2, 5]], ["talk"], for_generation=False)

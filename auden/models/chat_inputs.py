@@ -123,9 +123,10 @@ class ChatTokenizer:
         contiguous = positions and positions[-1] - positions[0] + 1 == len(positions)
         if len(counts) == 1 and len(positions) == counts[0] and contiguous:
             return ids
+        frames = f"{counts[0]} audio frames" if len(counts) == 1 else f"{len(counts)} clips of {counts} audio frames"
         raise ValueError(
-            f"{name}: {len(counts)} clip(s) of {counts} audio frames but {len(positions)} audio "
-            f"tokens ('{self.audio_token}') in its messages; put exactly one audio token per clip"
+            f"{name}: {frames} but {len(positions)} audio tokens ('{self.audio_token}') in its "
+            "messages; put exactly one audio token per clip"
         )
 
     def encode(
