@@ -30,8 +30,12 @@ TEMP_PREFIX = ".tmp-"
 
 
 def temp_path(target: Path) -> Path:
-    """The hidden temporary name a write of ``target`` goes through (one per process)."""
-    return target.parent / f"{TEMP_PREFIX}{target.name}.{os.getpid()}"
+    """The hidden temporary name a write of ``target`` goes through (one per process).
+
+    It ends with the target's name, so writers that pick a format by suffix
+    (``.jsonl.gz``) write the same format to it.
+    """
+    return target.parent / f"{TEMP_PREFIX}{os.getpid()}-{target.name}"
 
 
 def fsync_path(path: Path) -> None:
@@ -103,7 +107,7 @@ def _replace_folder(new: Path, target: Path) -> None:
     if _exchange(new, target):  # `new` now names the old folder
         shutil.rmtree(new)
         return
-    aside = target.parent / f"{TEMP_PREFIX}old-{target.name}.{os.getpid()}"
+    aside = target.parent / f"{TEMP_PREFIX}{os.getpid()}-old-{target.name}"
     os.replace(target, aside)
     os.replace(new, target)
     shutil.rmtree(aside)

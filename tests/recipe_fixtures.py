@@ -31,8 +31,11 @@ def write_tone(path: Path, duration: float, seed: int, fmt: str | None = None) -
 
 
 def copy_recipe(name: str, root: Path) -> Path:
-    """``root/egs/<name>`` with the repository's recipe files, beside ``root/tools``."""
+    """``root/egs/<name>`` with the repository's recipe files, beside ``root/tools`` and the
+    configs recipes share (``root/egs/shared``)."""
     shutil.copytree(REPO / "tools", root / "tools", ignore=shutil.ignore_patterns("__pycache__"))
+    if not (root / "egs" / "shared").exists():
+        shutil.copytree(REPO / "egs" / "shared", root / "egs" / "shared")
     recipe = root / "egs" / name
     shutil.copytree(
         REPO / "egs" / name, recipe, ignore=shutil.ignore_patterns("data", "exp", "download")
@@ -129,7 +132,7 @@ def compose_recipe_config(recipe: Path, name: str, overrides: list[str] | None =
     from auden.decoding import register_configs as register_eval_configs
     from auden.training import register_configs as register_train_configs
 
-    register_train_configs()
+    register_train_configs(shared=recipe.parent / "shared" / "configs")
     register_eval_configs()
     with initialize_config_dir(config_dir=str(recipe / "configs"), version_base="1.3"):
         return compose(config_name=name, overrides=overrides or [])

@@ -9,7 +9,6 @@ from tiny_audio_llm import (
     make_batch,
     make_outputs_input_dependent,
     make_tiny_llm,
-    one_torch_thread,
     tiny_config,
     user_turn,
 )
@@ -18,12 +17,6 @@ from auden.auto.auto_model import AutoModel
 from auden.models.audio_llm import AudioLlm, LlmConfig
 from auden.models.chat_inputs import IGNORE_INDEX
 from auden.models.lora import LoraConfig
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_torch_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

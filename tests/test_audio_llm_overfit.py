@@ -4,25 +4,17 @@ has a bug (labels shifted, audio not reaching the LLM, padding leaking...)."""
 import time
 
 import numpy as np
-import pytest
 import torch
 from tiny_audio_llm import (
     TEXTS,
     make_batch,
     make_tiny_llm,
-    one_torch_thread,
     tiny_config,
     user_turn,
 )
 
 from auden.audio.features import build_feature_extractor, extract_padded
 from auden.models.audio_llm import AudioLlm
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_torch_thread():
-        yield
 
 
 def _synthetic_utterances() -> list[np.ndarray]:

@@ -2,19 +2,13 @@
 
 import pytest
 import torch
-from tiny_audio_llm import make_batch, make_tiny_llm, one_torch_thread, tiny_config, user_turn
+from tiny_audio_llm import make_batch, make_tiny_llm, tiny_config, user_turn
 
 from auden.auto.auto_config import config_to_dict
 from auden.auto.auto_model import AutoModel
 from auden.models.audio_llm import AudioEncoderConfig, AudioLlm
 from auden.models.encoders.whisper import WhisperEncoder
 from auden.models.lora import LoraConfig
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_torch_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

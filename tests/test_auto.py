@@ -1,16 +1,10 @@
 import pytest
 import torch
-from tiny_audio_llm import make_tiny_llm, one_torch_thread, tiny_config
+from tiny_audio_llm import make_tiny_llm, tiny_config
 
 from auden.auto.auto_config import AutoConfig
 from auden.auto.auto_model import MODEL_CLASSES, AutoModel
 from auden.models.audio_llm import AudioLlm, AudioLlmConfig
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_torch_thread():
-        yield
 
 
 def test_registry_maps_model_types_to_classes_lazily():

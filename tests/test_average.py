@@ -247,7 +247,7 @@ def test_run_shorter_than_average_period_evaluates_with_the_plain_mean(
     # average every 200 steps, so model_avg never moved from the initial weights.
     # iter=12 avg=2 used to raise "cannot average from checkpoint-4.pt (step 0) to
     # checkpoint-12.pt (step 0)"; the epoch average silently gave the initial weights.
-    from auden.training.trainer import train
+    from auden.training import train
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

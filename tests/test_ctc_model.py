@@ -8,22 +8,13 @@ import torch
 
 from auden.audio.features import build_feature_extractor, extract_padded
 from auden.auto.auto_model import AutoModel
-from auden.data.batch import AudioBatch
 from auden.models.ctc import CtcEncoderConfig, CtcModel, CtcModelConfig
 from auden.models.encoders.zipformer import ZipformerEncoder
 from auden.models.tiny_llm import train_chat_tokenizer
 from auden.training.scaled_adam import Eden, ScaledAdam
+from auden.types import AudioBatch
 
 TEXTS = ["hello world", "good morning", "the cat sat"]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """2 shared cores: two spinning OpenMP threads per process are many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +35,7 @@ def speech_batch(tmp_path_factory):
         feature_lens=lens,
         messages=[[] for _ in TEXTS],
         targets=list(TEXTS),
+        texts=list(TEXTS),
         tasks=["transcribe"] * len(TEXTS),
         prompts=[""] * len(TEXTS),
     )

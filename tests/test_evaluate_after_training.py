@@ -16,16 +16,7 @@ from auden.decoding.decode import (
     eval_data_config,
     evaluate,
 )
-from auden.training.trainer import train
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """2 shared cores: one thread per process is much faster than two competing ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from auden.training.loop import train
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +25,7 @@ def trained(tmp_path_factory, tiny_corpus):
     root = tmp_path_factory.mktemp("eval_after_training")
     setup = make_training_setup(root / "setup", tiny_corpus)
     exp_dir = root / "exp"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(setup.train_config(exp_dir, num_steps=6, save_every_n=3, average_period=1))
-    finally:
-        torch.set_num_threads(threads)
+    train(setup.train_config(exp_dir, num_steps=6, save_every_n=3, average_period=1))
     test_config = write_data_config(
         root / "test_data.yaml",
         [
@@ -93,7 +79,7 @@ def test_ctc_hypotheses_do_not_depend_on_the_batch(trained, tiny_corpus):
     model = load_model(exp_dir / "checkpoint-6.pt")
     source = load_data_config(test_config)[0]
     data = eval_data_config(
-        EvalConfig(data=EvalDataConfig(num_workers=0)), {"data": {"feature": "fbank"}}
+        EvalConfig(data=EvalDataConfig(num_workers=0)), {"data": {}}, model.features
     )
     hyps = {}
     for max_duration in (5.0, 500.0):

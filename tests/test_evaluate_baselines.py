@@ -13,7 +13,7 @@ from auden.decoding.config import CheckpointConfig, EvalConfig, EvalDataConfig
 from auden.decoding.decode import evaluate
 from auden.models.audio_llm import AudioEncoderConfig, AudioLlmConfig, JointCtcConfig, LlmConfig
 from auden.models.heads import LabelHeadConfig
-from auden.training.trainer import train
+from auden.training import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,15 +9,6 @@ from torch import nn
 from auden.training.scaled_adam import Eden, ScaledAdam, eden_lr_factor
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """2 shared cores: two spinning OpenMP threads per process are many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_eden_schedule_values_match_the_formula():
     opt = ScaledAdam([nn.Parameter(torch.ones(3, 3))], lr=0.04)
     sched = Eden(opt, lr_batches=100, lr_epochs=2, warmup_batches=10, warmup_start=0.5)

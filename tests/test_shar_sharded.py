@@ -14,7 +14,7 @@ from auden.data.loader import ShardedTrainData, TrainData, build_train_data
 from auden.data.mixing import read_source
 from auden.data.shar import export_shar, list_shards
 from auden.data.sharded import ShardPlan, source_shards
-from auden.training.trainer import train
+from auden.training import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

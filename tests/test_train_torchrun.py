@@ -139,7 +139,7 @@ def test_unknown_config_key_is_rejected_with_its_name(training_setup, tmp_path):
 
 
 def test_missing_manifest_is_named(training_setup, tmp_path):
-    from auden.training.trainer import train
+    from auden.training.loop import train
 
     config = write_data_config(
         tmp_path / "train.yaml", [{"manifest": "data/fbank/none.jsonl.gz", "task": "transcribe"}]

@@ -14,8 +14,7 @@ from auden.checkpoint import find_checkpoints, find_epoch_checkpoints, load_chec
 from auden.data.config import load_data_config
 from auden.data.mixing import WeightedMixture
 from auden.training.config import to_plain_dict
-from auden.training.loop import NonFiniteLossError
-from auden.training.trainer import train
+from auden.training.loop import NonFiniteLossError, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -166,7 +165,8 @@ def test_padding_ratio_is_logged(training_setup, tmp_path, caplog):
 def test_config_is_saved_resolved_as_plain_yaml(training_setup, tmp_path):
     cfg = training_setup.train_config(tmp_path / "exp")
     plain = to_plain_dict(cfg)
-    assert plain["data"]["feature"] == "fbank" and plain["trainer"]["dtype"] == "float32"
+    # the features are the model's to say: unset here, filled from the model by the trainer
+    assert plain["data"]["feature"] is None and plain["trainer"]["dtype"] == "float32"
     assert plain["model"]["tokenizer"] == str(training_setup.tokenizer)
 
 

@@ -29,15 +29,6 @@ MICRO = ZipformerConfig(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """2 shared cores: two spinning OpenMP threads per process are many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_output_length_formula_is_ceil_of_a_quarter():
     lens = torch.arange(1, 2001)
     expected = torch.tensor([-(-t // 4) for t in range(1, 2001)])

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import torch
 from lhotse import MonoCut
 
-from auden.data.batch import AudioBatch
 from auden.models.audio_llm import AudioEncoderConfig, AudioLlmConfig, LlmConfig
 from auden.models.projector import ProjectorConfig
 from auden.models.tiny_llm import TinyLlmSize, save_tiny_llm, train_chat_tokenizer
+from auden.types import AudioBatch
 
 TEXTS = [
     "the cat sat on the mat",
@@ -57,6 +56,7 @@ def make_batch(
         feature_lens=lens,
         messages=messages,
         targets=list(targets),
+        texts=list(targets),
         tasks=["transcribe"] * len(targets),
         prompts=["Transcribe:"] * len(targets),
         cuts=cuts,
@@ -69,15 +69,3 @@ def make_outputs_input_dependent(model) -> None:
     so that generated text depends on the audio and the prompt (something to compare)."""
     for p in list(model.llm.parameters()) + list(model.projector.parameters()):
         p.normal_(std=0.3)
-
-
-@contextlib.contextmanager
-def one_torch_thread():
-    """Tiny models run fastest on one thread; on a shared, loaded CPU, two OpenMP threads
-    spin-wait for each other and cost 10-20x more time."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

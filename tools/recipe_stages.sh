@@ -76,7 +76,7 @@ use_repo_venv() {
 }
 
 # compute_features CORPUS FEATS_DIR "SPLITS" "PERTURBED" [compute_fbank.py options...]:
-# features of data/manifests/CORPUS_{recordings,supervisions}_<split>.jsonl.gz into
+# features of $manifests_dir (default data/manifests)/CORPUS_{recordings,supervisions}_<split>.jsonl.gz into
 # FEATS_DIR/CORPUS_cuts_<split>.jsonl.gz, one process per group of splits: those named in
 # PERTURBED (which also get 0.9x/1.1x speed copies), then the others.
 compute_features() {
@@ -95,8 +95,8 @@ _compute_fbank_group() {
   [ -n "${splits// /}" ] || return 0
   # shellcheck disable=SC2086  # the split names are words on purpose
   python "$_recipe_tools_dir/compute_fbank.py" --splits $splits \
-    --recordings "data/manifests/${corpus}_recordings_{split}.jsonl.gz" \
-    --supervisions "data/manifests/${corpus}_supervisions_{split}.jsonl.gz" \
+    --recordings "${manifests_dir:-data/manifests}/${corpus}_recordings_{split}.jsonl.gz" \
+    --supervisions "${manifests_dir:-data/manifests}/${corpus}_supervisions_{split}.jsonl.gz" \
     --out "$feats_dir/${corpus}_cuts_{split}.jsonl.gz" \
     --storage "$feats_dir/${corpus}_feats_{split}" "$@"
 }

@@ -13,7 +13,8 @@ Precomputed features (``tools/compute_fbank.py``), on-the-fly features and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 import torch
@@ -22,12 +23,66 @@ from lhotse.features.base import FeatureExtractor
 
 from auden.audio.io import check_waveform
 
-FeatureKind = Literal["fbank", "whisper_fbank"]
-FEATURE_KINDS: tuple[str, ...] = ("fbank", "whisper_fbank")
+
+class FeatureKind(str, Enum):
+    """The features a model reads (the ``data.feature`` config key takes these values)."""
+
+    fbank = "fbank"
+    whisper_fbank = "whisper_fbank"
+
+
+FEATURE_KINDS: tuple[str, ...] = tuple(k.value for k in FeatureKind)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The features a model reads, as it declares them (``model.features``).
+
+    The data side derives its settings from this, or refuses a mismatch naming both.
+    """
+
+    kind: str  # a FeatureKind value
+    num_mel_bins: int
+    pad_to_30s: bool = False  # every clip padded to 30 s (3000 frames), as Whisper expects
+
+    def describe(self) -> str:
+        pad = ", padded to 30 s" if self.pad_to_30s else ""
+        return f"{self.kind} with {self.num_mel_bins} bins{pad}"
+
+    def check(
+        self,
+        *,
+        kind: FeatureKind | str | None = None,
+        num_mel_bins: int | None = None,
+        pad_to_30s: bool | None = None,
+        where: str = "data",
+    ) -> None:
+        """Refuse settings (None: not set) that differ from what the model reads.
+
+        The error names both sides, e.g. ``model reads whisper_fbank with 128 bins;
+        data.feature is fbank, data.num_mel_bins is 80``.
+        """
+        wrong = []
+        if kind is not None and FeatureKind(kind).value != self.kind:
+            wrong.append(f"{where}.feature is {FeatureKind(kind).value}")
+        if num_mel_bins is not None and int(num_mel_bins) != self.num_mel_bins:
+            wrong.append(f"{where}.num_mel_bins is {num_mel_bins}")
+        if pad_to_30s is not None and bool(pad_to_30s) != self.pad_to_30s:
+            wrong.append(f"{where}.pad_to_30s is {str(bool(pad_to_30s)).lower()}")
+        if wrong:
+            raise FeatureMismatchError(
+                f"model reads {self.describe()}; {', '.join(wrong)} "
+                f"(leave {where}'s feature settings unset to follow the model)"
+            )
+
+
+class FeatureMismatchError(ValueError):
+    """Features configured or stored differ from the ones the model reads: a set-up
+    error, never skipped like an unreadable cut."""
 
 
 def build_feature_extractor(
-    kind: FeatureKind = "fbank", num_mel_bins: int = 80
+    kind: FeatureKind | str = "fbank", num_mel_bins: int = 80
 ) -> FeatureExtractor:
     """Return the Lhotse extractor for ``kind`` ("fbank" or "whisper_fbank")."""
     if num_mel_bins <= 0:

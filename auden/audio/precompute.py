@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from lhotse import CutSet, LilcomChunkyWriter, RecordingSet, SupervisionSet, load_manifest
 from lhotse.qa import fix_manifests, validate_recordings_and_supervisions
 
+from auden.atomic import atomic_file
 from auden.audio.features import build_feature_extractor
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,8 @@ def compute_features(job: FbankJob) -> CutSet:
     # Worker processes return their chunks as they finish; keep the manifest's order.
     by_id = {cut.id: cut for cut in computed}
     cuts = CutSet.from_cuts(by_id[cut_id] for cut_id in order)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}" + _suffix(out))
-    cuts.to_file(tmp)
-    os.replace(tmp, out)
+    with atomic_file(out) as tmp:
+        cuts.to_file(tmp)
     log.info("wrote %d cuts to '%s'", len(cuts), out)
     return CutSet.from_file(out)
 

@@ -14,12 +14,13 @@ folder of the data config, so a config works both from the recipe folder and els
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
 import yaml
 
+from auden.audio.features import FeatureKind, FeatureSpec
 from auden.data.tasks import get_task
 
 _KEYS = {"manifest", "shar_dir", "task", "weight", "prompt_file", "name"}
@@ -109,11 +110,6 @@ def load_data_config(path: str | Path) -> list[DataSource]:
 # ---- the `data` node of the train config (Hydra structured config) ----
 
 
-class FeatureKind(str, Enum):
-    fbank = "fbank"
-    whisper_fbank = "whisper_fbank"
-
-
 class BadCutMode(str, Enum):
     skip = "skip"  # drop the cut from its batch, count it and log its id
     error = "error"  # stop with an error naming the cut
@@ -147,10 +143,12 @@ class FilterConfig:
 class DataConfig:
     train_data_config: str = ""
     valid_data_config: str = ""
-    feature: FeatureKind = FeatureKind.fbank
-    num_mel_bins: int = 80
+    # What the features are is the model's to say (model.features): leave these unset
+    # (null) to follow it; a value that differs from the model is an error at start-up.
+    feature: FeatureKind | None = None
+    num_mel_bins: int | None = None
+    pad_to_30s: bool | None = None  # Whisper encoders expect 30 s (3000 frames)
     on_the_fly_feats: bool = False
-    pad_to_30s: bool = False  # Whisper encoders expect 30 s (3000 frames)
     num_workers: int = 2
     # Each rank and dataloader worker reads its own shards (always on with a shar_dir
     # source): resuming replays one segment, not the epoch. See auden/data/sharded.py.
@@ -163,3 +161,19 @@ class DataConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
+
+
+def follow_model(cfg: DataConfig, features: FeatureSpec | None) -> DataConfig:
+    """``cfg`` with the feature settings of the model, or an error if one set differs.
+
+    ``features=None`` (a model that reads no audio) leaves ``cfg`` as it is.
+    """
+    if features is None:
+        return cfg
+    features.check(kind=cfg.feature, num_mel_bins=cfg.num_mel_bins, pad_to_30s=cfg.pad_to_30s)
+    return replace(
+        cfg,
+        feature=FeatureKind(features.kind),
+        num_mel_bins=features.num_mel_bins,
+        pad_to_30s=features.pad_to_30s,
+    )

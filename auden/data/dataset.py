@@ -5,8 +5,10 @@ Used with a Lhotse sampler, as in Lhotse's own recipes::
     dataset = AudioLlmDataset(PrecomputedInput(), seed=42, training=True)
     loader = DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=2)
 
-Per cut it draws the prompt, reads the target of the cut's task and loads features; per
-batch it applies the augmentations. All randomness comes from generators seeded by
+Per cut it draws the prompt, reads the target of the cut's task, the transcript and the
+labels (string fields of ``supervision.custom``), and loads features; per batch it
+applies the augmentations. Every target a model learns from is put on the batch here, so no model
+reads a cut. All randomness comes from generators seeded by
 ``(seed, epoch, cut ids)``, never from the worker's global state, so a batch is the
 same whichever worker builds it and whether or not the run was resumed.
 
@@ -27,11 +29,12 @@ from lhotse import CutSet
 from lhotse.cut import Cut
 from lhotse.dataset import CutMix, PerturbSpeed, SpecAugment
 
-from auden.data.batch import AudioBatch
+from auden.audio.features import FeatureMismatchError
 from auden.data.filters import task_of
-from auden.data.inputs import FeatureInput, FeatureMismatchError
+from auden.data.inputs import FeatureInput
 from auden.data.prompts import PromptSet, stable_seed
 from auden.data.tasks import get_task
+from auden.types import AudioBatch
 
 logger = logging.getLogger(__name__)
 

@@ -27,12 +27,14 @@ import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from tqdm.auto import tqdm
 
+from auden.atomic import atomic_file
 from auden.data.hf_audio import AudioDecodeError
 from auden.data.hf_mapping import ColumnMapping, row_to_cut
 from auden.data.hf_source import HfRows, open_hf_rows
@@ -273,9 +275,8 @@ def _convert_part(
     if options.storage == "shar":
         _write_shar_part(CutSet.from_cuts(cuts), layout, index)
     else:
-        tmp = layout.part_cuts(index).with_name(f".tmp-{layout.part_cuts(index).name}")
-        CutSet.from_cuts(cuts).to_file(tmp)
-        os.replace(tmp, layout.part_cuts(index))
+        with atomic_file(layout.part_cuts(index)) as tmp:
+            CutSet.from_cuts(cuts).to_file(tmp)
     layout.part_stats(index).parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(layout.part_stats(index), json.dumps(asdict(stats), ensure_ascii=False))
 
@@ -308,22 +309,21 @@ def _join_parts(layout: _Layout, parts: list[int]) -> None:
         "recordings": layout.out_dir / f"{layout.prefix}_recordings_{layout.split}.jsonl.gz",
         "supervisions": layout.out_dir / f"{layout.prefix}_supervisions_{layout.split}.jsonl.gz",
     }
-    tmps = {k: p.with_name(f".tmp-{p.name}") for k, p in outputs.items()}
-    files = {k: gzip.open(p, "wt", encoding="utf-8") for k, p in tmps.items()}
-    try:
-        for part in parts:
-            with gzip.open(layout.part_cuts(part), "rt", encoding="utf-8") as f:
-                for line in f:
-                    files["cuts"].write(line)
-                    cut = json.loads(line)
-                    files["recordings"].write(_json_line(cut["recording"]))
-                    for supervision in cut["supervisions"]:
-                        files["supervisions"].write(_json_line(supervision))
-    finally:
-        for f in files.values():
-            f.close()
-    for k, path in outputs.items():
-        os.replace(tmps[k], path)
+    with ExitStack() as stack:
+        tmps = {k: stack.enter_context(atomic_file(p)) for k, p in outputs.items()}
+        with ExitStack() as opened:
+            files = {
+                k: opened.enter_context(gzip.open(p, "wt", encoding="utf-8"))
+                for k, p in tmps.items()
+            }
+            for part in parts:
+                with gzip.open(layout.part_cuts(part), "rt", encoding="utf-8") as f:
+                    for line in f:
+                        files["cuts"].write(line)
+                        cut = json.loads(line)
+                        files["recordings"].write(_json_line(cut["recording"]))
+                        for supervision in cut["supervisions"]:
+                            files["supervisions"].write(_json_line(supervision))
 
 
 def _json_line(item: dict) -> str:

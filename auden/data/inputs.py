@@ -16,13 +16,11 @@ from lhotse.cut import Cut
 from lhotse.features import FeatureExtractor
 from lhotse.utils import LOG_EPSILON
 
+from auden.audio.features import FeatureMismatchError
+
 logger = logging.getLogger(__name__)
 
 WHISPER_SECONDS = 30.0
-
-
-class FeatureMismatchError(ValueError):
-    """Stored features disagree with the config (kind or size): a set-up error, never skipped."""
 
 
 class FeatureInput(Protocol):
@@ -35,13 +33,6 @@ class FeatureInput(Protocol):
     def collate(
         self, feats: list[torch.Tensor], valid: list[int]
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-def make_feature_extractor(kind: str, num_mel_bins: int) -> FeatureExtractor:
-    """The project's extractor for ``kind`` (fbank | whisper_fbank); imported when needed."""
-    from auden.audio.features import build_feature_extractor
-
-    return build_feature_extractor(kind, num_mel_bins=num_mel_bins)
 
 
 def _pad_batch(

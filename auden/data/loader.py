@@ -23,13 +23,15 @@ from lhotse import CutSet, load_manifest
 from lhotse.dataset import SpecAugment
 from torch.utils.data import DataLoader
 
+from auden.audio.features import build_feature_extractor
 from auden.data.config import DataConfig, load_data_config
 from auden.data.dataset import AudioLlmDataset, BatchAugment
 from auden.data.filters import CountTokensFn, CutFilter, FilterSpec, FitsFn
-from auden.data.inputs import FeatureInput, OnTheFlyInput, PrecomputedInput, make_feature_extractor
+from auden.data.inputs import FeatureInput, OnTheFlyInput, PrecomputedInput
 from auden.data.mixing import WeightedMixture, concat_sources
 from auden.data.sampler import ResumableSampler, build_sampler
 from auden.data.sharded import PositionTracker, ShardedStream, ShardPlan
+from auden.types import config_value
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +44,18 @@ class ModelHints:
     count_tokens: CountTokensFn | None = None
 
 
-def _value(x) -> str:
-    return getattr(x, "value", x)
-
-
 def build_inputs(cfg: DataConfig) -> FeatureInput:
+    """How features are read. Training and evaluation fill ``cfg``'s feature settings from
+    the model first (``follow_model``); unset, precomputed features are read as stored and
+    on-the-fly ones are 80-bin fbank (a data pipeline used without a model)."""
     if cfg.on_the_fly_feats:
-        extractor = make_feature_extractor(_value(cfg.feature), cfg.num_mel_bins)
-        return OnTheFlyInput(extractor, pad_to_30s=cfg.pad_to_30s)
+        kind = config_value(cfg.feature) if cfg.feature is not None else "fbank"
+        extractor = build_feature_extractor(kind, num_mel_bins=cfg.num_mel_bins or 80)
+        return OnTheFlyInput(extractor, pad_to_30s=bool(cfg.pad_to_30s))
     return PrecomputedInput(
-        pad_to_30s=cfg.pad_to_30s, kind=_value(cfg.feature), num_mel_bins=cfg.num_mel_bins
+        pad_to_30s=bool(cfg.pad_to_30s),
+        kind=config_value(cfg.feature) if cfg.feature is not None else None,
+        num_mel_bins=cfg.num_mel_bins,
     )
 
 
@@ -102,7 +106,7 @@ def _train_dataset(cfg: DataConfig, seed: int) -> AudioLlmDataset:
         seed=seed,
         training=True,
         augment=build_augment(cfg),
-        bad_cut=_value(cfg.bad_cut),
+        bad_cut=config_value(cfg.bad_cut),
     )
 
 
@@ -275,6 +279,9 @@ def build_valid_loader(
         shuffle=False,
     )
     dataset = AudioLlmDataset(
-        build_inputs(cfg), seed=seed, training=True, bad_cut=_value(cfg.bad_cut)
+        build_inputs(cfg),
+        seed=seed,
+        training=True,
+        bad_cut=config_value(cfg.bad_cut),
     )
     return _loader(dataset, sampler, min(cfg.num_workers, 1), seed=seed)

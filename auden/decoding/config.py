@@ -38,8 +38,9 @@ class CheckpointConfig:
 class EvalDataConfig:
     """Test sets, and how to read their features.
 
-    The feature settings default to those the model was trained with (the checkpoint's
-    ``config.data``); set them here only to override.
+    What the features are (kind, bins, 30 s padding) is the model's to say: left unset
+    they follow it, and a value that differs from the model is an error. Whether they
+    are computed on the fly defaults to what the training run did.
     """
 
     test_data_config: str = (

@@ -25,9 +25,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from auden.audio.features import FeatureSpec
 from auden.checkpoint import CheckpointSpec, load_checkpoint, load_model, resolve_checkpoint
-from auden.data.batch import AudioBatch
-from auden.data.config import DataConfig, DataSource, FeatureKind, SamplerConfig, load_data_config
+from auden.data.config import (
+    DataConfig,
+    DataSource,
+    SamplerConfig,
+    follow_model,
+    load_data_config,
+)
 from auden.data.dataset import AudioLlmDataset
 from auden.data.loader import build_inputs
 from auden.data.mixing import concat_sources
@@ -36,6 +42,7 @@ from auden.decoding.config import EvalConfig, as_eval_config
 from auden.decoding.metrics import LABEL_TASK, DecodedUtterance, TaskScores, score_utterances
 from auden.decoding.writers import format_table, write_results
 from auden.models.ctc import batch_transcripts
+from auden.types import AudioBatch, config_value
 
 logger = logging.getLogger(__name__)
 
@@ -61,18 +68,19 @@ class EvalResult:
         return format_table([t.scores for t in self.test_sets])
 
 
-def eval_data_config(cfg: EvalConfig, train_config: dict) -> DataConfig:
-    """Feature settings of the training run (``config.data``), with the eval overrides."""
+def eval_data_config(cfg: EvalConfig, train_config: dict, features: FeatureSpec) -> DataConfig:
+    """The test sets' data settings: the features the model reads (``features``), checked
+    against any set in ``data.*``; on-the-fly or precomputed as in the training run."""
     trained = train_config.get("data") or {}
     d = cfg.data
     data = DataConfig(
-        feature=FeatureKind(_pick(d.feature, trained.get("feature"), "fbank")),
-        num_mel_bins=int(_pick(d.num_mel_bins, trained.get("num_mel_bins"), 80)),
+        feature=d.feature,
+        num_mel_bins=d.num_mel_bins,
+        pad_to_30s=d.pad_to_30s,
         on_the_fly_feats=bool(_pick(d.on_the_fly_feats, trained.get("on_the_fly_feats"), False)),
-        pad_to_30s=bool(_pick(d.pad_to_30s, trained.get("pad_to_30s"), False)),
         num_workers=d.num_workers,
     )
-    return data
+    return follow_model(data, features)
 
 
 def build_test_loader(
@@ -282,7 +290,7 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
     device = _device(cfg.device)
     logger.info("decoding with %s on %s", path, device)
     model = load_model(path, device)
-    data = eval_data_config(cfg, train_config)
+    data = eval_data_config(cfg, train_config, model.features)
     suffix = result_suffix(cfg, averaging)
     out_dir = exp_dir / _method(cfg)
     torch.manual_seed(cfg.seed)
@@ -348,12 +356,12 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
 
 
 def _method(cfg: EvalConfig) -> str:
-    return getattr(cfg.decoding_method, "value", cfg.decoding_method)
+    return config_value(cfg.decoding_method)
 
 
 def _pick(override, trained, default):
     if override is not None:
-        return getattr(override, "value", override)
+        return config_value(override)
     if trained is not None:
         return trained
     return default

@@ -8,7 +8,8 @@ What a task is scored with:
 | answer                    | exact match                                       |
 | continue, describe, other | WER (or CER) and exact match                      |
 
-Text is normalised first: English with :func:`normalize_english`; Chinese by dropping
+Text is normalised first: English with Whisper's own English normaliser (the packaged
+``whisper-normalizer``, so figures compare with published ones); Chinese by dropping
 punctuation and spaces, then scored per character.
 
 Example::
@@ -23,8 +24,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 import kaldialign
-
-from auden.decoding.normalizer import normalize_english
+from whisper_normalizer.english import EnglishTextNormalizer
 
 EPS = "*"  # the empty side of an insertion or deletion in an alignment
 
@@ -136,6 +136,14 @@ def is_chinese(texts: list[str]) -> bool:
                 letters += 1
                 cjk += _is_cjk(ch)
     return letters > 0 and cjk / letters > 0.5
+
+
+_WHISPER_ENGLISH = EnglishTextNormalizer()
+
+
+def normalize_english(text: str) -> str:
+    """Whisper's English normaliser: 'Mr. Smith won't pay $25' -> 'mister smith will not pay $25'."""
+    return _WHISPER_ENGLISH(text)
 
 
 def normalize(text: str, chinese: bool) -> str:

@@ -22,9 +22,21 @@ def export_model(exp_dir: str | Path, spec: CheckpointSpec, out_dir: str | Path)
     """Resolve (and average, once) the checkpoint ``spec`` names, then save the model.
 
     An audio LLM also gets ``tasks.json``: the tasks and prompts of its training data.
+    The exported folder makes features as the model declares them (``model.features``);
+    a run whose data settings said otherwise trained on other features, so it is refused.
     """
     checkpoint = resolve_checkpoint(exp_dir, spec)
     model = load_model(checkpoint)
+    trained = (load_checkpoint(checkpoint).get("config") or {}).get("data") or {}
+    try:
+        if model.features is not None:  # None: a text LLM, which reads no audio
+            model.features.check(
+                kind=trained.get("feature"),
+                num_mel_bins=trained.get("num_mel_bins"),
+                pad_to_30s=trained.get("pad_to_30s"),
+            )
+    except ValueError as e:
+        raise ValueError(f"cannot export '{checkpoint}', its run read other features: {e}") from None
     out = Path(model.save_pretrained(out_dir) or out_dir)
     if hasattr(model, "generate_from_frames"):
         train_config = load_checkpoint(checkpoint).get("config") or {}

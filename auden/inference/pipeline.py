@@ -30,7 +30,6 @@ from auden.inference.audio_input import AudioInputError
 from auden.inference.conversation import Conversation, to_conversation
 from auden.inference.long_audio import DEFAULT_OVERLAP_S, Windowing, encode_clips
 from auden.inference.tasks import TaskPrompts
-from auden.models.audio_llm import FEATURE_KIND
 from auden.models.lora import base_module
 
 logger = logging.getLogger(__name__)
@@ -78,10 +77,8 @@ class AudioTextToTextPipeline:
         self.max_audio_s = max_audio_s
         self.allow_urls = allow_urls
         encoder = base_module(model.audio_encoder)
-        kind = FEATURE_KIND.get(encoder.model_type)
-        if kind is None:
-            raise ValueError(f"no feature extractor known for encoder '{encoder.model_type}'")
-        self.extractor = build_feature_extractor(kind, num_mel_bins=encoder.config.num_mel_bins)
+        spec = model.features  # the features the model declares it reads
+        self.extractor = build_feature_extractor(spec.kind, num_mel_bins=spec.num_mel_bins)
         self.windowing = Windowing.for_encoder(encoder, window_s, overlap_s)
         # One decode at a time: the server's batcher and streaming replies share the model.
         self._lock = threading.Lock()

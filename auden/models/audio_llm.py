@@ -27,24 +27,20 @@ from transformers import AutoConfig as HfAutoConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.initialization import no_init_weights
 
-from auden.audio.features import build_feature_extractor, extract_padded
+from auden.audio.features import FeatureSpec, build_feature_extractor, extract_padded
 from auden.auto.auto_config import AutoConfig, config_to_dict
-from auden.data.batch import AudioBatch
-from auden.models.atomic_folder import save_folder_atomically
 from auden.models.chat_inputs import IGNORE_INDEX, ChatTokenizer
 from auden.models.ctc import batch_transcripts
 from auden.models.encoders.base import AudioEncoder, encoder_class
+from auden.models.folder import write_model_folder
 from auden.models.heads import LabelHeadConfig, LabelHeads, ctc_greedy, ctc_loss
 from auden.models.lora import LoraConfig, add_lora, base_module, is_lora, merged_copy
-from auden.models.outputs import EncoderOutput, ModelOutput
 from auden.models.projector import CtcCompressor, Projector, ProjectorConfig
-from auden.models.weights_io import load_weights, save_weights
+from auden.models.weights_io import load_weights
+from auden.types import DTYPES, AudioBatch, EncoderOutput, ModelOutput
 
 logger = logging.getLogger(__name__)
 
-# Which features each encoder reads, for generate() from raw waveforms.
-FEATURE_KIND = {"whisper": "whisper_fbank", "zipformer": "fbank"}
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 ENCODER_TRAINING = ("frozen", "lora", "top_layers", "full")
@@ -262,13 +258,9 @@ class AudioLlm(nn.Module):
         for prefix, module in parts:
             state.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
 
-        def write(tmp: Path) -> None:
-            tmp.mkdir(parents=True)
-            (tmp / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
-            save_weights(state, tmp / "model.safetensors")
-            self.tokenizer.save_pretrained(tmp)
-
-        folder = save_folder_atomically(folder, write)
+        folder = write_model_folder(
+            folder, config_to_dict(config), state, extra=self.tokenizer.save_pretrained
+        )
         logger.info("saved audio_llm to %s", folder)
         return folder
 
@@ -439,6 +431,15 @@ class AudioLlm(nn.Module):
             inputs_embeds=embeds, attention_mask=chat.attention_mask.to(device), **kwargs
         ).logits
         return logits, next_tokens
+
+    @property
+    def features(self) -> FeatureSpec:
+        """The features the audio encoder reads (kind, bins, 30 s padding)."""
+        return base_module(self.audio_encoder).features
+
+    def target_fits(self, num_frames: int, target: str) -> bool:
+        """Any clip fits: the LLM's target is not aligned to the audio frames."""
+        return True
 
     def forward(self, batch: AudioBatch) -> ModelOutput:
         """Teacher-forced loss over the assistant replies (mean per target token), plus
@@ -620,11 +621,8 @@ class AudioLlm(nn.Module):
         if isinstance(audio, tuple) and len(audio) == 2 and torch.is_tensor(audio[0]):
             if audio[0].dim() == 3:
                 return audio
-        encoder = base_module(self.audio_encoder)
-        kind = FEATURE_KIND.get(encoder.model_type)
-        if kind is None:
-            raise ValueError(f"no feature extractor known for encoder '{encoder.model_type}'")
-        extractor = build_feature_extractor(kind, num_mel_bins=encoder.config.num_mel_bins)
+        spec = self.features
+        extractor = build_feature_extractor(spec.kind, num_mel_bins=spec.num_mel_bins)
         return extract_padded(extractor, list(audio), sampling_rate, names)
 
     def _generation_kwargs(self, overrides: dict[str, Any]) -> dict[str, Any]:

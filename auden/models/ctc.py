@@ -24,11 +24,11 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from auden.data.batch import AudioBatch
+from auden.audio.features import FeatureSpec
 from auden.models.encoders.zipformer import ZipformerEncoder, resolve_zipformer_config
-from auden.models.encoders.zipformer.folder import read_model_folder, write_model_folder
+from auden.models.folder import read_model_folder, write_model_folder
 from auden.models.heads import LabelHeadConfig, LabelHeads, ctc_greedy, ctc_loss
-from auden.models.outputs import EncoderOutput, ModelOutput
+from auden.types import AudioBatch, EncoderOutput, ModelOutput
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ def _load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
 class CtcModel(nn.Module):
     """Zipformer encoder + linear CTC head over ``len(tokenizer) + 1`` classes (0 = blank)."""
 
+    model_type = "zipformer_ctc"
+
     def __init__(
         self,
         config: CtcModelConfig,
@@ -102,6 +104,11 @@ class CtcModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.ctc_head.weight.device
+
+    @property
+    def features(self) -> FeatureSpec:
+        """The features the encoder reads."""
+        return self.encoder.features
 
     def encode(self, batch: AudioBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """CTC log-probabilities ``[B, T', V+1]`` and their lengths."""
@@ -196,10 +203,9 @@ class CtcModel(nn.Module):
         return config
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.tokenizer.save_pretrained(str(folder))
-        return write_model_folder(folder, self.export_config(), self.state_dict())
+        return write_model_folder(
+            folder, self.export_config(), self.state_dict(), extra=self.tokenizer.save_pretrained
+        )
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> CtcModel:

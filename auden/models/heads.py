@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from auden.models.outputs import EncoderOutput
+from auden.types import EncoderOutput
 
 BLANK_ID = 0
 

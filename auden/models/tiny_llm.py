@@ -24,7 +24,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-from auden.models.atomic_folder import save_folder_atomically
+from auden.atomic import atomic_folder
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +123,16 @@ def build_tiny_llm(
     return model
 
 
+def save_llm_folder(out: str | Path, model, tokenizer) -> Path:
+    """Save a transformers causal LM and its tokenizer as one folder, atomically: what
+    ``model.llm.pretrained_model`` and ``AutoModelForCausalLM.from_pretrained`` read."""
+    out = Path(out)
+    with atomic_folder(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return out
+
+
 def save_tiny_llm(
     out: str | Path,
     tokenizer: PreTrainedTokenizerFast,
@@ -132,11 +142,7 @@ def save_tiny_llm(
     """Build a random tiny Qwen2 for ``tokenizer`` and save both into folder ``out``."""
     model = build_tiny_llm(tokenizer, size, seed)
 
-    def write(folder: Path) -> None:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-
-    out = save_folder_atomically(out, write)
+    out = save_llm_folder(out, model, tokenizer)
     logger.info(
         "saved tiny Qwen2 (%d params, vocab %d) to %s",
         sum(p.numel() for p in model.parameters()),

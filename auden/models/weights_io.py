@@ -8,6 +8,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from auden.atomic import atomic_file
+
 
 def save_weights(state: dict[str, torch.Tensor], path: str | Path) -> None:
     """Write ``state`` to a safetensors file, keeping one name per aliased tensor.
@@ -27,11 +29,9 @@ def save_weights(state: dict[str, torch.Tensor], path: str | Path) -> None:
         if key in seen:
             continue
         seen.add(key)
-        unique[name] = tensor.detach().contiguous()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(unique, str(tmp), metadata={"format": "pt"})
-    tmp.replace(path)
+        unique[name] = tensor.detach().cpu().contiguous()
+    with atomic_file(path) as tmp:
+        save_file(unique, str(tmp), metadata={"format": "pt"})
 
 
 def load_weights(module: nn.Module, path: str | Path) -> None:

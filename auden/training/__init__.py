@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "train": "auden.training.trainer",
+    "train": "auden.training.loop",
     "Trainer": "auden.training.trainer",
     "TrainConfig": "auden.training.config",
     "register_configs": "auden.training.config",

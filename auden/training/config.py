@@ -113,10 +113,25 @@ def _register_model_configs(cs: ConfigStore) -> None:
         cs.store(group="model", name=model_type, node=node)
 
 
-def register_configs() -> None:
-    """Put ``auden_train`` and the ``model`` group into Hydra's ConfigStore (idempotent)."""
+def register_shared_configs(cs: ConfigStore, folder: Path) -> None:
+    """Every yaml under ``folder`` into the ConfigStore: ``<group>/<name>.yaml`` as option
+    ``name`` of ``group`` (``model/whisper_qwen2.yaml``), a top-level yaml as a config of
+    its own; so recipes list shared presets in their defaults instead of copying them."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"shared config folder '{folder}' not found")
+    for path in sorted(folder.rglob("*.yaml")):
+        rel = path.relative_to(folder)
+        group = "/".join(rel.parts[:-1]) or None
+        cs.store(group=group, name=path.stem, node=OmegaConf.load(path))
+
+
+def register_configs(shared: str | Path | None = None) -> None:
+    """Put ``auden_train``, the ``model`` group and the yaml files under ``shared`` (a
+    folder of presets several recipes use) into Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     _register_model_configs(cs)
+    if shared is not None:
+        register_shared_configs(cs, Path(shared))
     cs.store(name="auden_train_schema", node=TrainConfig)
     cs.store(
         name="auden_train",

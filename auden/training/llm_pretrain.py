@@ -33,8 +33,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from auden.data.config import DataSource, load_data_config
 from auden.data.prompts import PromptSet
 from auden.data.tasks import get_task
-from auden.models.atomic_folder import save_folder_atomically
 from auden.models.chat_inputs import ChatTokenizer
+from auden.models.tiny_llm import save_llm_folder
 
 logger = logging.getLogger(__name__)
 
@@ -180,11 +180,7 @@ def pretrain_llm(
             last = {"loss": loss_sum / tokens, "token_acc": correct / tokens}
             loss_sum = tokens = correct = 0.0
 
-    def write(tmp: Path) -> None:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-
-    save_folder_atomically(out_dir, write)
+    save_llm_folder(out_dir, model, tokenizer)
     logger.info("saved the pretrained LLM to %s", out_dir)
     return last
 

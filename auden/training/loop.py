@@ -1,4 +1,11 @@
-"""The training loop: epochs, gradient accumulation, clipping, non-finite steps, validation.
+"""The training loop and its entry point ``train(cfg)``, which every recipe's train.py calls.
+
+Under torchrun every rank runs it (DDP, gloo on CPUs, nccl on GPUs)::
+
+    torchrun --nproc_per_node=2 train.py exp_dir=exp/t trainer.num_steps=40
+    torchrun --nproc_per_node=2 train.py exp_dir=exp/t trainer.num_steps=80 trainer.start_batch=40
+
+The loop: epochs, gradient accumulation, clipping, non-finite steps, validation.
 
 One *step* is ``grad_accum`` micro-batches then one optimizer update; ``batch_idx_train``
 counts steps (icefall's name), checkpoints are taken between steps. A step in which any
@@ -11,13 +18,23 @@ from __future__ import annotations
 import logging
 import math
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
+from omegaconf import DictConfig
 
-from auden.data.batch import AudioBatch
-from auden.training.distributed import all_ranks_true, average_gradients
+from auden.training.config import TrainConfig, as_train_config
+from auden.training.distributed import (
+    all_ranks_true,
+    average_gradients,
+    cleanup_distributed,
+    init_distributed,
+    is_collective_failure,
+    name_failed_ranks,
+)
 from auden.training.metrics import IntervalStats, ProgressClock, format_progress
 from auden.training.trainer import Trainer
+from auden.types import AudioBatch
 
 logger = logging.getLogger(__name__)
 
@@ -235,3 +252,24 @@ def fit(tr: Trainer) -> None:
         "done: %d steps, %d skipped cuts, %d non-finite steps",
         state.batch_idx_train, state.skipped_cuts, state.nonfinite_steps,
     )
+
+
+def train(cfg: DictConfig | TrainConfig) -> Path:
+    """Train as the config says; the entry point of every recipe's ``train.py``."""
+    cfg = as_train_config(cfg)
+    dist = init_distributed(cfg.trainer.dist_timeout)
+    if not dist.is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        trainer = Trainer(cfg, dist)
+        fit(trainer)
+        trainer.tensorboard.close()
+    except Exception as e:
+        if dist.enabled and is_collective_failure(e):
+            failure = name_failed_ranks(dist, e, cfg.trainer.dist_timeout)
+            logger.error("%s", failure)
+            raise failure from e
+        raise
+    finally:
+        cleanup_distributed()
+    return Path(trainer.exp_dir)

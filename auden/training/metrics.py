@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from auden.data.batch import AudioBatch
 from auden.training.distributed import all_reduce_sum
+from auden.types import AudioBatch
 
 logger = logging.getLogger(__name__)
 

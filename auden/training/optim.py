@@ -19,10 +19,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from auden.training.config import OptimizerConfig, SchedulerConfig
-
-
-def _name(x) -> str:
-    return getattr(x, "value", x)
+from auden.types import config_value
 
 
 def parameter_groups(
@@ -66,7 +63,7 @@ def build_optimizer(
     betas = tuple(cfg.betas)
     if len(betas) != 2:
         raise ValueError(f"trainer.optimizer.betas must hold two numbers, got {list(cfg.betas)}")
-    name = _name(cfg.name)
+    name = config_value(cfg.name)
     if name == "adamw":
         return torch.optim.AdamW(
             params, lr=cfg.lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay
@@ -91,7 +88,7 @@ class WarmupSchedule(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, cfg: SchedulerConfig, num_steps: int = 0) -> None:
         self.cfg = cfg
-        self.cosine = _name(cfg.name) == "cosine"
+        self.cosine = config_value(cfg.name) == "cosine"
         if self.cosine and num_steps <= 0:
             raise ValueError("trainer.scheduler.name=cosine needs trainer.num_steps > 0")
         self.num_steps = num_steps
@@ -148,6 +145,6 @@ class EdenSchedule:
 
 
 def build_scheduler(optimizer: Optimizer, cfg: SchedulerConfig, num_steps: int = 0):
-    if _name(cfg.name) == "eden":
+    if config_value(cfg.name) == "eden":
         return EdenSchedule(optimizer, cfg)
     return WarmupSchedule(optimizer, cfg, num_steps)

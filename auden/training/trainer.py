@@ -1,12 +1,7 @@
 """The trainer: builds model, data, optimizer from a TrainConfig; saves and resumes exactly.
 
-A recipe's ``train.py`` hands its Hydra config to :func:`train`; under torchrun every
-rank runs it (DDP, gloo on CPUs, nccl on GPUs)::
-
-    torchrun --nproc_per_node=2 train.py exp_dir=exp/t trainer.num_steps=40
-    torchrun --nproc_per_node=2 train.py exp_dir=exp/t trainer.num_steps=80 trainer.start_batch=40
-
-The step loop lives in :mod:`auden.training.loop`; what is saved in a checkpoint, and
+The step loop and the ``train`` entry point live in :mod:`auden.training.loop`, which
+imports this module (never the other way round); what is saved in a checkpoint, and
 how it is restored, lives here.
 """
 
@@ -19,9 +14,9 @@ from pathlib import Path
 
 import torch
 import yaml
-from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
+from auden.atomic import atomic_file, atomic_folder
 from auden.checkpoint import (
     RunningAverage,
     epoch_checkpoint_path,
@@ -34,24 +29,16 @@ from auden.checkpoint import (
     save_checkpoint,
     trainable_state_dict,
 )
+from auden.data.config import follow_model
 from auden.data.loader import ModelHints, build_train_data, build_valid_loader
-from auden.training.config import TrainConfig, as_train_config, to_plain_dict
-from auden.training.distributed import (
-    DistInfo,
-    cleanup_distributed,
-    gather_objects,
-    init_distributed,
-    is_collective_failure,
-    name_failed_ranks,
-)
+from auden.training.config import TrainConfig, to_plain_dict
+from auden.training.distributed import DistInfo, gather_objects
 from auden.training.metrics import TensorBoard
 from auden.training.optim import build_optimizer, build_scheduler
 from auden.training.rng import capture_rng_state, restore_rng_state, seed_everything
+from auden.types import DTYPES, SpeechModel, config_value
 
 logger = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
 
 @dataclass
 class TrainState:
@@ -63,10 +50,6 @@ class TrainState:
     nonfinite_steps: int = 0
     consecutive_nonfinite: int = 0
     skipped_cuts: int = 0
-
-
-def _value(x) -> str:
-    return getattr(x, "value", x)
 
 
 def autocast_dtype(name: str, device: torch.device) -> torch.dtype | None:
@@ -83,16 +66,14 @@ def autocast_dtype(name: str, device: torch.device) -> torch.dtype | None:
     return dtype
 
 
-def model_hints(model) -> ModelHints:
+def model_hints(model: SpeechModel) -> ModelHints:
     """What the model tells the "clip too short for its target" filter."""
-    tokenizer = getattr(model, "tokenizer", None)
-    count_tokens = None
-    if tokenizer is not None:
+    tokenizer = model.tokenizer
 
-        def count_tokens(text: str) -> int:
-            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    return ModelHints(fits=getattr(model, "target_fits", None), count_tokens=count_tokens)
+    return ModelHints(fits=model.target_fits, count_tokens=count_tokens)
 
 
 def _fingerprint(state: dict[str, torch.Tensor]) -> tuple[float, float]:
@@ -105,10 +86,16 @@ def _fingerprint(state: dict[str, torch.Tensor]) -> tuple[float, float]:
     return total, squares
 
 
-def _build_model(model_cfg):
+def _build_model(model_cfg) -> SpeechModel:
     from auden.auto.auto_model import AutoModel
 
-    return AutoModel.from_config(model_cfg)
+    model = AutoModel.from_config(model_cfg)
+    if not isinstance(model, SpeechModel):
+        raise TypeError(
+            f"the model config builds a {type(model).__name__}, which lacks what training "
+            "needs (auden.types.SpeechModel: forward, decode, tokenizer, features, ...)"
+        )
+    return model
 
 
 class Trainer:
@@ -120,14 +107,18 @@ class Trainer:
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         if dist.is_main:
             remove_temp_files(self.exp_dir)
-            self._save_config()
 
         seed_everything(t.seed)  # the same initial weights on every rank
         self.model = _build_model(cfg.model).to(dist.device)
-        if dist.is_main and getattr(self.model, "tokenizer", None) is not None:
+        # The model says which features it reads; the data follows it (or refuses).
+        cfg.data = follow_model(cfg.data, self.model.features)
+        if dist.is_main:
+            self._save_config()
+        if dist.is_main:
             # Beside the checkpoints, so that decoding needs nothing from the training set-up.
-            self.model.tokenizer.save_pretrained(str(self.exp_dir / "tokenizer"))
-        self.dtype = autocast_dtype(_value(t.dtype), dist.device)
+            with atomic_folder(self.exp_dir / "tokenizer") as tmp:
+                self.model.tokenizer.save_pretrained(str(tmp))
+        self.dtype = autocast_dtype(config_value(t.dtype), dist.device)
         self.optimizer = build_optimizer(self.model.named_parameters(), t.optimizer)
         self.scheduler = build_scheduler(self.optimizer, t.scheduler, num_steps=t.num_steps)
         self.scaler = torch.amp.GradScaler(
@@ -170,10 +161,8 @@ class Trainer:
     # ---- set-up ----
 
     def _save_config(self) -> None:
-        path = self.exp_dir / "train_config.yaml"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(yaml.safe_dump(to_plain_dict(self.cfg), sort_keys=False))
-        tmp.replace(path)
+        with atomic_file(self.exp_dir / "train_config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump(to_plain_dict(self.cfg), sort_keys=False))
 
     def autocast(self):
         if self.dtype is None:
@@ -275,26 +264,3 @@ class Trainer:
 
     def save_epoch_checkpoint(self) -> None:
         self.save(epoch_checkpoint_path(self.exp_dir, self.state.epoch))
-
-
-def train(cfg: DictConfig | TrainConfig) -> Path:
-    """Train as the config says; the entry point of every recipe's ``train.py``."""
-    from auden.training.loop import fit
-
-    cfg = as_train_config(cfg)
-    dist = init_distributed(cfg.trainer.dist_timeout)
-    if not dist.is_main:
-        logging.getLogger().setLevel(logging.WARNING)
-    try:
-        trainer = Trainer(cfg, dist)
-        fit(trainer)
-        trainer.tensorboard.close()
-    except Exception as e:
-        if dist.enabled and is_collective_failure(e):
-            failure = name_failed_ranks(dist, e, cfg.trainer.dist_timeout)
-            logger.error("%s", failure)
-            raise failure from e
-        raise
-    finally:
-        cleanup_distributed()
-    return Path(trainer.exp_dir)

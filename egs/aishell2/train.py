@@ -10,11 +10,13 @@
 Defaults: configs/train.yaml; every key: auden/training/config.py (TrainConfig).
 """
 
+from pathlib import Path
+
 import hydra
 
 from auden.training import register_configs, train
 
-register_configs()
+register_configs(shared=Path(__file__).resolve().parents[1] / "shared" / "configs")
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")

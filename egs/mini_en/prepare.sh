@@ -36,10 +36,7 @@ config_dir=configs    # where the data configs are written
 recipe_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_dir="$(cd "$recipe_dir/../.." && pwd)"
 cd "$recipe_dir"
-# Use the repository's virtual environment when none is active (`make setup` creates it).
-if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "$repo_dir/.venv/bin/python" ]; then
-  export PATH="$repo_dir/.venv/bin:$PATH"
-fi
+use_repo_venv "$repo_dir"  # the repository's .venv when none is active (`make setup`)
 
 stage_0() {
   command -v espeak-ng > /dev/null 2>&1 \
@@ -55,26 +52,11 @@ stage_1() {
 }
 
 stage_2() {
-  local splits="train dev test-seen test-unseen"
-  if [ "$speed_perturb" = true ]; then
-    compute_fbank train --speed-perturb
-    splits="dev test-seen test-unseen"
-  fi
-  compute_fbank $splits
+  local perturbed=""
+  [ "$speed_perturb" = true ] && perturbed="train"
+  manifests_dir="$data_dir/manifests" compute_features mini_en "$data_dir/fbank" \
+    "train dev test-seen test-unseen" "$perturbed" --num-jobs "$nj"
   python local/task_subsets.py --fbank-dir "$data_dir/fbank"
-}
-
-# compute_fbank SPLIT... [--speed-perturb]: one process for all the splits named.
-compute_fbank() {
-  local splits=() extra=() arg
-  for arg in "$@"; do
-    case "$arg" in --*) extra+=("$arg") ;; *) splits+=("$arg") ;; esac
-  done
-  python "$repo_dir/tools/compute_fbank.py" --splits "${splits[@]}" \
-    --recordings "$data_dir/manifests/mini_en_recordings_{split}.jsonl.gz" \
-    --supervisions "$data_dir/manifests/mini_en_supervisions_{split}.jsonl.gz" \
-    --out "$data_dir/fbank/mini_en_cuts_{split}.jsonl.gz" \
-    --storage "$data_dir/fbank/mini_en_feats_{split}" --num-jobs "$nj" "${extra[@]}"
 }
 
 stage_3() {
@@ -89,8 +71,8 @@ stage_4() {
   python local/make_data_configs.py --fbank-dir "$data_dir/fbank" --config-dir "$config_dir"
 }
 
-# The settings a stage's output depends on. When they differ from those of the last
-# run, the stage and every later one are redone, even without --stage.
+# The settings a stage's own output depends on. A stage is redone, even without --stage,
+# when its settings or those of any earlier stage differ from its last run's.
 stage_settings() {
   case "$1" in
     0) echo "num_utts=$num_utts seed=$seed" ;;
@@ -104,20 +86,13 @@ stage_settings() {
 stage_names=("synthesise audio" "Lhotse manifests" "fbank features" "tokenizer and tiny LLM" "data configs")
 last_stage=4
 stages_init "$data_dir"
+settings=""
 for n in $(seq 0 $last_stage); do
-  settings_file="$data_dir/.stage-$n.settings"
-  if [ "$n" -ge "$stage" ] && [ "$n" -le "$stop_stage" ] \
-      && [ "$(cat "$settings_file" 2> /dev/null)" != "$(stage_settings "$n")" ]; then
-    for later in $(seq "$n" $last_stage); do
-      rm -f "$data_dir/.stage-$later.done" "$data_dir/.stage-$later.settings"
-    done
-  fi
-  if run_stage "$n" "${stage_names[$n]}"; then
-    rm -f "$data_dir/.stage-$n.done"  # an interrupted redo must not look finished
+  settings="${settings:+$settings }$(stage_settings "$n")"  # this stage's and every earlier one's
+  if run_stage "$n" "${stage_names[$n]}" "" "$settings"; then
     start_ms=$(($(date +%s%N) / 1000000))
     "stage_$n"
-    finish_stage "$n"
-    stage_settings "$n" > "$settings_file"
+    finish_stage "$n" "" "$settings"
     elapsed_ms=$(($(date +%s%N) / 1000000 - start_ms))
     log "Stage $n: ${stage_names[$n]}: finished in $((elapsed_ms / 1000)).$((elapsed_ms % 1000 / 100)) s"
   fi

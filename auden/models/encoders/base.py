@@ -1,7 +1,7 @@
 """The audio-encoder interface and its lazy `model_type -> class` registry.
 
 Every encoder maps fbank-like features ``[B, T, F]`` with lengths ``[B]`` to an
-:class:`~auden.models.outputs.EncoderOutput` and knows its own output frame rate, so the
+:class:`~auden.types.EncoderOutput` and knows its own output frame rate, so the
 projector and the audio-token expansion can compute lengths exactly.
 """
 
@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from auden.models.outputs import EncoderOutput
+from auden.audio.features import FeatureSpec
+from auden.types import EncoderOutput
 
 # model_type -> "module:Class"; imported only when asked for, so `import auden` stays light.
 ENCODER_CLASSES: dict[str, str] = {
@@ -41,6 +42,11 @@ class AudioEncoder(nn.Module):
     @property
     def frame_rate(self) -> float:
         """Output frames per second."""
+        raise NotImplementedError
+
+    @property
+    def features(self) -> FeatureSpec:
+        """The features this encoder reads; the data side follows it or refuses a mismatch."""
         raise NotImplementedError
 
     def output_lengths(self, feature_lens: torch.Tensor) -> torch.Tensor:

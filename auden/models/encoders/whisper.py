@@ -24,13 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from transformers import WhisperConfig
 from transformers.models.whisper import modeling_whisper
 
+from auden.audio.features import FeatureSpec
 from auden.models.encoders.base import AudioEncoder
-from auden.models.outputs import EncoderOutput
+from auden.models.folder import write_model_folder
+from auden.types import EncoderOutput
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +129,10 @@ class WhisperEncoder(AudioEncoder):
         return self.config.num_mel_bins
 
     @property
+    def features(self) -> FeatureSpec:
+        return FeatureSpec("whisper_fbank", self.num_mel_bins, self.pad_to_30s)
+
+    @property
     def max_input_frames(self) -> int:
         return self.config.max_source_positions * 2
 
@@ -204,15 +210,8 @@ class WhisperEncoder(AudioEncoder):
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``config.json`` (model_type "whisper") and ``model.safetensors``."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         config = {"model_type": self.model_type, **self.config.to_dict()}
-        _write_atomically(folder / "config.json", json.dumps(config, indent=2).encode())
-        state = {k: v.contiguous() for k, v in self.state_dict().items()}
-        tmp = folder / ".model.safetensors.tmp"
-        save_file(state, str(tmp))
-        tmp.replace(folder / "model.safetensors")
-        return folder
+        return write_model_folder(folder, config, self.state_dict())
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, pad_to_30s: bool | None = None) -> WhisperEncoder:
@@ -260,9 +259,3 @@ def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
     if (folder / "pytorch_model.bin").is_file():
         return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
     raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in '{folder}'")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

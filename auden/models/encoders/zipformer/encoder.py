@@ -20,13 +20,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from auden.audio.features import FeatureSpec
 from auden.models.encoders.base import AudioEncoder
 from auden.models.encoders.zipformer.block import ZipformerStack, padding_mask
 from auden.models.encoders.zipformer.config import ZipformerConfig, resolve_zipformer_config
-from auden.models.encoders.zipformer.folder import read_model_folder, write_model_folder
 from auden.models.encoders.zipformer.frontend import ConvFrontEnd, IcefallConvFrontEnd
 from auden.models.encoders.zipformer.layers import Downsample, convert_num_channels
-from auden.models.outputs import EncoderOutput
+from auden.models.folder import read_model_folder, write_model_folder
+from auden.types import EncoderOutput
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,9 @@ class ZipformerEncoder(AudioEncoder):
         # Each stack's blocks in order; the final 2x downsampling counts as the last layer.
         blocks = [block for stack in self.stacks for block in stack.blocks]
         return blocks + [self.output_downsample]
+    @property
+    def features(self) -> FeatureSpec:
+        return FeatureSpec("fbank", self.config.num_mel_bins)
 
     def output_lengths(self, feature_lens: torch.Tensor) -> torch.Tensor:
         return zipformer_output_lengths(feature_lens, self.config.flavor)
