@@ -285,3 +285,18 @@ def test_a_table_converts_several_datasets_and_names_a_bad_line(tmp_path, capsys
     table.write_text("soda_audio x/soda continue heavy train audio alt_last_turn\n")
     assert tool.main(["--table", str(table), "--dl-dir", str(tmp_path / "dl"), str(out)]) == 1
     assert f"{table}:1: could not convert string to float: 'heavy'" in capsys.readouterr().err
+
+
+def test_kept_columns_land_in_custom_for_auden_sift(tmp_path):
+    source = SOURCES[3]  # heysquad: nested answers, a question column
+    dataset = make_hf_dataset(tmp_path / "hf", source)
+    out = tmp_path / "manifests"
+    keep = ["--keep-column", "question", "--keep-column", "answers.answer_start.0:start"]
+    rc = _load_tool().main([str(dataset), str(out), "--split", "train", *_args(source), *keep])
+    assert rc == 0
+    cuts = CutSet.from_file(out / f"{source.name}_cuts_train.jsonl.gz").to_eager()
+    for k, cut in enumerate(cuts):
+        custom = cut.supervisions[0].custom
+        assert custom["question"] == f"what is {k} plus one"
+        assert custom["start"] == 0
+        assert get_task("answer").target(cut) == str(k + 1)

@@ -179,3 +179,28 @@ def test_precomputed_features_are_an_option(prepared, monkeypatch):
         cut = next(iter(load_manifest(source.manifest)))
         assert cut.load_features().shape == (cut.num_frames, 80)
         assert get_task(source.task).target(cut)  # the target survived feature extraction
+
+
+def test_stage_4_adds_sift_instruct_targets_to_the_mixture(prepared, tmp_path, monkeypatch):
+    from sift_fixtures import make_bigram_llm
+
+    recipe, first = prepared
+    assert "Stage 4: none, no --sift-llm given" in first.stdout
+    llm = make_bigram_llm(tmp_path / "sift_llm", ["how lovely to hear"])
+    proc = run_prepare(
+        recipe, "--dl-dir", str(recipe.parents[1] / "dl"), "--nj", "1",
+        "--stage", "4", "--stop-stage", "4", "--sift-llm", str(llm),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    monkeypatch.chdir(recipe)
+    sources = load_data_config("configs/train_data_sift.yaml")
+    assert [(s.task, s.weight) for s in sources] == [
+        *[(s.task, s.weight) for s in load_data_config("configs/train_data.yaml")],
+        ("instruct", 0.1),
+    ]
+    cuts = load_manifest(sources[-1].manifest)
+    assert len(cuts) == N_TRAIN  # sift_s on every loquacious train cut
+    task = get_task("instruct")
+    for cut in cuts:
+        assert cut.id.endswith("-sift_s")
+        assert task.target(cut) == "how lovely to hear" and task.instruction(cut) == ""

@@ -11,8 +11,12 @@ import sys
 import time
 
 import pytest
+import torch
 from lhotse import load_manifest
+from recipe_fixtures import copy_recipe
 from sift_fixtures import EXPECTED_METADATA, RAW_METADATA, make_bigram_llm, sift_corpus
+from tiny_audio_llm import TEXTS, make_tiny_llm
+from tiny_training import MICRO_ZIPFORMER
 
 from auden.data.config import load_data_config
 from auden.data.dataset import user_message
@@ -239,3 +243,40 @@ def test_a_killed_run_resumes_and_writes_the_uninterrupted_file(corpus, llms, tm
     with pytest.raises(ValueError, match=r"different \['options'\]"):
         make_sift(corpus, out, llms["branching"], options=SiftOptions(seed=3), progress=False)
 
+
+# ---- end to end: a SIFT-made instruct source trains ----
+
+
+def test_an_instruct_source_made_by_sift_trains_a_few_steps(corpus, llms, tmp_path):
+    """`auden sift` on a corpus, then the multitask recipe's train.py on the data config it
+    wrote: a tiny Zipformer + tiny Qwen2 with LoRA, 3 steps on instruct targets only."""
+    data_config = tmp_path / "sift" / "cuts.yaml"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    sift = subprocess.run(
+        [sys.executable, "-m", "auden.cli", "sift", str(corpus), str(tmp_path / "sift" / "cuts.jsonl.gz"),
+         "--llm", str(llms["branching"]), "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert sift.returncode == 0, sift.stderr[-3000:]
+    assert json.loads(sift.stdout.splitlines()[-1])["data_config"] == str(data_config)
+
+    recipe = copy_recipe("multitask", tmp_path)
+    llm = make_tiny_llm(tmp_path / "llm", texts=TEXTS + BRANCHES)
+    zipformer = tmp_path / "micro_zipformer.json"
+    zipformer.write_text(json.dumps(MICRO_ZIPFORMER))
+    exp = tmp_path / "exp"
+    proc = subprocess.run(
+        [sys.executable, "train.py", f"exp_dir={exp}",
+         f"data.train_data_config={data_config}", f"data.valid_data_config={data_config}",
+         f"model.llm.pretrained_model={llm}", "model.llm.dtype=float32",
+         "model.llm.lora.r=4", "model.llm.lora.alpha=8", f"model.audio_encoder.config={zipformer}",
+         "data.num_workers=0", "data.sampler.max_duration=4", "data.sampler.num_buckets=2",
+         "trainer.num_steps=3", "trainer.dtype=float32", "trainer.save_every_n=3",
+         "trainer.valid_interval=3", "trainer.log_interval=1", "trainer.scheduler.warmup_batches=1"],
+        cwd=recipe, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    checkpoint = torch.load(exp / "checkpoint-3.pt", weights_only=True)
+    assert checkpoint["batch_idx_train"] == 3
+    assert checkpoint["config"]["data"]["train_data_config"] == str(data_config)
+    assert all(torch.isfinite(v).all() for v in checkpoint["model"].values())

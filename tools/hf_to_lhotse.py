@@ -69,6 +69,14 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", help="a transcript to keep in supervision.text")
     p.add_argument("--id-column", help="column with unique row ids (default: the row index)")
     p.add_argument("--language", help="language tag for every supervision")
+    p.add_argument(
+        "--keep-column",
+        action="append",
+        default=[],
+        metavar="COLUMN[:FIELD]",
+        help="also keep this column in supervision.custom[FIELD] (e.g. emotion or speaker "
+        "labels for `auden sift`); repeat for several",
+    )
     p.add_argument("--storage", choices=["flac", "shar"], default="flac")
     p.add_argument("--part-size", type=int, default=1000, help="rows per part (and Shar shard)")
     p.add_argument(
@@ -120,6 +128,7 @@ def _mapping_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     for option in ("--instruction-column", "--text-column", "--id-column", "--language"):
         p.add_argument(option)
+    p.add_argument("--keep-column", action="append", default=[])
     return p
 
 
@@ -150,6 +159,7 @@ def read_table(table: Path, dl_dir: Path, only: list[str] | None) -> list[Job]:
             text=extra.text_column,
             id=extra.id_column,
             language=extra.language,
+            keep=tuple(extra.keep_column),
         )
         jobs.append(Job(dl_dir / name, name, mapping, splits.split(","), label))
     names = [job.prefix for job in jobs]
@@ -194,6 +204,7 @@ def _jobs(args, parser: argparse.ArgumentParser) -> tuple[list[Job], str]:
         text=args.text_column,
         id=args.id_column,
         language=args.language,
+        keep=tuple(args.keep_column),
     )
     return [Job(Path(args.paths[0]), args.prefix, mapping, args.split or [None])], args.paths[1]
 

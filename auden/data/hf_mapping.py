@@ -31,6 +31,9 @@ class ColumnMapping:
     text: str | None = None  # a transcript kept in supervision.text for non-transcribe tasks
     id: str | None = None  # a column of unique row ids; the row index otherwise
     language: str | None = None  # a fixed language tag for every supervision
+    # "COLUMN[:FIELD]": kept in supervision.custom[FIELD] (default: the path's last part),
+    # e.g. a corpus's emotion or speaker labels, for `auden sift`
+    keep: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         task = get_task(self.task)  # rejects unknown tasks with the known ones listed
@@ -44,6 +47,7 @@ class ColumnMapping:
     def columns(self) -> list[str]:
         """The top-level columns this mapping reads, in a stable order."""
         paths = [self.audio, self.target, self.instruction, self.text, self.id]
+        paths += [spec.split(":")[0] for spec in self.keep]
         tops = [p.split(".")[0] for p in paths if p]
         return list(dict.fromkeys(tops))
 
@@ -89,12 +93,20 @@ def row_to_cut(
 
     task = get_task(mapping.task)
     target = _text(row, mapping.target)
-    custom: dict[str, str] = {}
+    custom: dict[str, object] = {}
     text = target if task.target_field == "text" else None
     if task.target_field != "text":
         custom[task.target_field] = target
     if mapping.instruction is not None:
         custom[task.instruction_field] = _text(row, mapping.instruction)
+    for spec in mapping.keep:
+        column, _, name = spec.partition(":")
+        try:
+            value = field_value(row, column)
+        except KeyError:  # metadata a row lacks is left out, not an error
+            continue
+        if value is not None and not isinstance(value, (dict, list)):
+            custom[name or column.split(".")[-1]] = value
     if mapping.text is not None and text is None:
         text = _text(row, mapping.text)
     row_id = str(field_value(row, mapping.id)) if mapping.id else f"{row_index:08d}"

@@ -18,6 +18,10 @@
 #  stage 3: data configs -> configs/{train,valid,test}_data.yaml (on-the-fly features; the
 #           default) or configs/{train,valid,test}_data_<features>.yaml (precomputed), and
 #           configs/train_data_seed3.yaml, the seeds' 0.4/0.3/0.3 transcribe/continue/describe mix
+#  stage 4: only with --sift-llm DIR (a local chat LLM, e.g. Qwen2.5-3B-Instruct): SIFT
+#           instruct targets (`auden sift`) for the datasets of configs/sift_sources.txt ->
+#           <cuts dir>/<name>_sift_cuts_train.jsonl.gz, and configs/train_data_sift[_<features>].yaml,
+#           the stage-3 mixture plus those sources. Resumable; see RESULTS.md for its cost.
 #
 # Each finished stage leaves a marker data/.stage-<n>[-<features>].done (tools/recipe_stages.sh):
 # a re-run skips finished stages unless their settings changed; naming the range redoes it.
@@ -26,7 +30,7 @@ set -euo pipefail
 
 help_message="Usage: prepare.sh [options]: Hugging Face datasets -> Lhotse cuts and a multi-task data config (see the script's header)"
 stage=1                  # first stage to run
-stop_stage=3             # last stage to run
+stop_stage=4             # last stage to run
 dl_dir=                  # holds one folder per dataset (default: egs/multitask/download)
 sources=configs/hf_sources.txt  # the datasets, their columns, splits and weights
 datasets=                # names of configs/hf_sources.txt to use (default: all of them)
@@ -35,6 +39,9 @@ sampling_rate=16000      # audio is resampled to this rate when converted
 on_the_fly_feats=true    # false: precompute features in stage 2 (data.on_the_fly_feats=false)
 whisper_fbank=false      # with precomputed features: Whisper log-mel instead of Kaldi fbank
 num_mel_bins=80          # 80, or 128 for Whisper large-v3
+sift_llm=                # stage 4: a chat LLM folder that writes SIFT targets (empty: no stage 4)
+sift_sources=configs/sift_sources.txt  # stage 4: which datasets, modes, weights, metadata mappings
+sift_batch_size=16       # stage 4: prompts per generate call
 
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/parse_options.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/recipe_stages.sh"
@@ -47,6 +54,11 @@ case "$parse_options_given" in
   *" sources "*) sources=$(realpath -m "$sources") ;;  # relative to where the user stands
   *) sources=$recipe_dir/$sources ;;
 esac
+case "$parse_options_given" in
+  *" sift_sources "*) sift_sources=$(realpath -m "$sift_sources") ;;
+  *) sift_sources=$recipe_dir/$sift_sources ;;
+esac
+[ -z "$sift_llm" ] || sift_llm=$(realpath -m "$sift_llm")
 cd "$recipe_dir"
 use_repo_venv "$recipe_dir/../.."
 stages_init data
@@ -73,6 +85,7 @@ fi
 settings_1="dl_dir=$dl_dir sources=$(md5sum < "$sources" | cut -c1-12) datasets=$(echo $names) sampling_rate=$sampling_rate"
 settings_2="$settings_1 num_mel_bins=$num_mel_bins"
 settings_3="$settings_2 cuts_dir=$cuts_dir"
+settings_4="$settings_3 sift_llm=$sift_llm sift_sources=$(md5sum < "$sift_sources" 2> /dev/null | cut -c1-12)"
 
 # output split names of a "train,validation:dev" splits field: "train dev"
 out_splits() {
@@ -141,4 +154,30 @@ if run_stage 3 "data configs for $cuts_dir" "$feature" "$settings_3"; then
   fi
   log "wrote $train ($(echo $names | wc -w) datasets)"
   finish_stage 3 "$feature" "$settings_3"
+fi
+
+if [ -z "$sift_llm" ]; then
+  if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+    log "Stage 4: none, no --sift-llm given (a chat LLM folder to write SIFT targets with)"
+  fi
+elif run_stage 4 "SIFT instruct targets with $sift_llm" "$feature" "$settings_4"; then
+  [ -f "$sift_sources" ] || die "the SIFT sources table $sift_sources does not exist"
+  [ -f "configs/train_data$suffix.yaml" ] || die "configs/train_data$suffix.yaml is missing: run stage 3 first"
+  out=configs/train_data_sift$suffix.yaml
+  { echo "# Written by prepare.sh stage 4: the stage-3 mixture plus SIFT instruct sources ($sift_sources)."
+    grep -v '^#' "configs/train_data$suffix.yaml"; } > "$out.tmp"
+  added=0
+  while read -r name modes weight mapping _; do
+    echo " $(echo $names) " | grep -q " $name " || { log "SIFT: $name is not among the converted datasets: skipped"; continue; }
+    extra=()
+    [ "$mapping" = - ] || extra+=(--metadata-mapping "configs/sift/$mapping")
+    python -m auden.cli sift "$cuts_dir/${name}_cuts_train.jsonl.gz" "$cuts_dir/${name}_sift_cuts_train.jsonl.gz" \
+      --llm "$sift_llm" --modes "$modes" --weight "$weight" --batch-size "$sift_batch_size" "${extra[@]}"
+    echo "- {manifest: $cuts_dir/${name}_sift_cuts_train.jsonl.gz, task: instruct, weight: $weight}" >> "$out.tmp"
+    added=$((added + 1))
+  done < <(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$sift_sources")
+  [ "$added" -gt 0 ] || { rm "$out.tmp"; die "no dataset of $sift_sources was converted (--datasets $(echo $names))"; }
+  mv "$out.tmp" "$out"
+  log "wrote $out ($added SIFT sources)"
+  finish_stage 4 "$feature" "$settings_4"
 fi
