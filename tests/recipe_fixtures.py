@@ -136,3 +136,20 @@ def compose_recipe_config(recipe: Path, name: str, overrides: list[str] | None =
     register_eval_configs()
     with initialize_config_dir(config_dir=str(recipe / "configs"), version_base="1.3"):
         return compose(config_name=name, overrides=overrides or [])
+
+
+def tiny_run_args(llm: Path, zipformer_config: Path) -> list[str]:
+    """``run.sh`` options that walk every stage in seconds: a micro Zipformer and a tiny
+    LLM, a few steps each, float32 and no loader workers (CPU)."""
+    cpu = "data.num_workers=0 trainer.dtype=float32 data.sampler.num_buckets=2"
+    return [
+        "--llm", str(llm),
+        "--nproc", "1",
+        "--ctc-steps", "3",
+        "--audio-llm-steps", "3",
+        "--save-every", "1",
+        "--avg", "2",
+        "--ctc-args", f"{cpu} model.encoder.config={zipformer_config} data.sampler.max_duration=4",
+        "--audio-llm-args", f"{cpu} model.llm.dtype=float32 model.llm.lora.r=4",
+        "--eval-args", "data.num_workers=0 max_new_tokens=8",
+    ]

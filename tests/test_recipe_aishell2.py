@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from lhotse import load_manifest
-from recipe_fixtures import copy_recipe, make_aishell2, run_prepare
+from recipe_fixtures import (
+    AISHELL2_TEXT,
+    copy_recipe,
+    make_aishell2,
+    run_prepare,
+    run_script,
+    tiny_run_args,
+)
 from tiny_audio_llm import make_tiny_llm
 from tiny_training import MICRO_ZIPFORMER
 
@@ -124,56 +128,35 @@ def test_an_unknown_option_is_rejected_by_name(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_then_evaluate_scores_aishell2_by_cer(prepared, tmp_path):
-    """The recipe's own train.py and evaluate.py on the fake corpus (a tiny model, 2 steps)."""
-    recipe, _, _ = prepared
-    llm = make_tiny_llm(tmp_path / "llm")
+def test_run_sh_walks_every_stage_and_scores_aishell2_by_cer(tmp_path):
+    """run.sh stages 0-5 at tiny sizes, from the repository root with a relative --dl-dir:
+    CTC pretraining on the LLM's tokens, 2 text-pretraining steps of the LLM, the audio LLM with joint CTC on
+    the stage-1 encoder, CER of the audio LLM, its CTC head and the cascade, both exports."""
+    make_aishell2(tmp_path / "dl")
+    recipe = copy_recipe("aishell2", tmp_path)
+    texts = [t for part in AISHELL2_TEXT.values() for t in part]
+    llm = make_tiny_llm(tmp_path / "llm", texts=texts)
     zipformer = tmp_path / "micro_zipformer.json"
     zipformer.write_text(json.dumps(MICRO_ZIPFORMER))
-    exp = tmp_path / "exp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    train = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            f"exp_dir={exp}",
-            f"model.llm.pretrained_model={llm}",
-            "model.llm.dtype=float32",
-            f"model.audio_encoder.config={zipformer}",
-            "data.num_workers=0",
-            "data.sampler.max_duration=4",
-            "data.sampler.num_buckets=2",
-            "trainer.num_steps=2",
-            "trainer.dtype=float32",
-            "trainer.save_every_n=1",
-            "trainer.average_period=1",
-            "trainer.valid_interval=100",
-            "trainer.scheduler.warmup_batches=1",
-        ],
-        cwd=recipe,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = run_script(
+        recipe / "run.sh", "--dl-dir", "dl", "--nj", "1", "--llm-steps", "2",
+        *tiny_run_args(llm, zipformer),
+        cwd=tmp_path,
     )
-    assert train.returncode == 0, train.stderr[-4000:]
-    evaluate = subprocess.run(
-        [
-            sys.executable,
-            "evaluate.py",
-            f"exp_dir={exp}",
-            "checkpoint.model.iter=2",
-            "checkpoint.model.avg=1",
-            "data.num_workers=0",
-            "max_new_tokens=8",
-        ],
-        cwd=recipe,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert evaluate.returncode == 0, evaluate.stderr[-4000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert (recipe / "exp/llm/export/config.json").is_file()  # stage 2 text-pretrained it
+    assert "no text baseline: configs/test_data.yaml holds transcribe test sets only" in proc.stdout
+    exp = recipe / "exp"
     for test_set in ("aishell2_dev", "aishell2_test"):
-        (summary,) = (exp / "greedy_search").glob(f"wer-summary-{test_set}-*.txt")
-        assert "CER" in summary.read_text()
+        (ctc,) = (exp / "ctc/greedy_search").glob(f"wer-summary-{test_set}-iter-3-avg-2*.txt")
+        assert "CER" in ctc.read_text()
+        results = exp / "audio_llm/greedy_search"
+        for name in (test_set, f"{test_set}_ctc"):
+            (summary,) = [
+                f for f in results.glob(f"wer-summary-{name}-iter-3-avg-2*.txt")
+                if "baseline" not in f.name
+            ]
+            assert "CER" in summary.read_text()
+        assert list(results.glob(f"wer-summary-{test_set}-*baseline-cascade*.txt"))
+    for export in ("ctc/export", "audio_llm/export"):
+        assert (exp / export / "config.json").is_file()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from lhotse import load_manifest
@@ -13,7 +15,10 @@ from recipe_fixtures import (
     make_librispeech,
     run_prepare,
     run_script,
+    tiny_run_args,
 )
+from tiny_audio_llm import make_tiny_llm
+from tiny_training import MICRO_ZIPFORMER
 
 from auden.data.config import load_data_config
 
@@ -160,6 +165,47 @@ def test_stage_4_imports_an_icefall_encoder_and_makes_it_the_default(tmp_path):
     assert given.model.audio_encoder.pretrained_model == "/e"
     whisper = compose_recipe_config(recipe, "train_whisper", llm)
     assert whisper.model.audio_encoder.pretrained_model == ""
+
+
+@pytest.mark.slow
+def test_run_sh_walks_every_stage_on_the_fixture_corpus(tmp_path):
+    """run.sh stages 0-5 at tiny sizes: prepare (with speaker genders), CTC pretraining with
+    a gender head on a tokenizer without the audio token (like Qwen2.5's), the LLM as given,
+    the audio LLM with joint CTC, its evaluation and cascade, both exports."""
+    make_librispeech(tmp_path / "dl")
+    recipe = copy_recipe("librispeech", tmp_path)
+    texts = [t for part in LIBRISPEECH_TEXT.values() for t in part]
+    llm = make_tiny_llm(tmp_path / "llm", with_audio_token=False, texts=texts)
+    zipformer = tmp_path / "micro_zipformer.json"
+    zipformer.write_text(json.dumps(MICRO_ZIPFORMER))
+    args = tiny_run_args(llm, zipformer)
+    ctc_args = args.index("--ctc-args") + 1
+    args[ctc_args] += " model.labels=[{field:gender,classes:[male,female],weight:0.1}]"
+    proc = run_script(
+        recipe / "run.sh", "--dl-dir", "dl", "--nj", "1", "--parts", " ".join(PARTS),
+        "--speaker-gender", "true", *args, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    exp = recipe / "exp"
+    for stage in range(6):
+        assert f"Stage {stage}: " in proc.stdout
+    assert "Time per stage:" in proc.stdout
+    cuts = load_manifest(recipe / "data/fbank/librispeech_cuts_train-clean-100.jsonl.gz")
+    assert {c.supervisions[0].custom["gender"] for c in cuts} == {"female"}
+    ctc = json.loads((exp / "ctc/export/config.json").read_text())
+    assert ctc["model_type"] == "zipformer_ctc" and ctc["labels"][0]["field"] == "gender"
+    for test_set in ("librispeech_dev-clean", "librispeech_test-clean"):
+        # Stage 1: the encoder's own CTC WER and its gender accuracy.
+        assert list((exp / "ctc/greedy_search").glob(f"wer-summary-{test_set}-iter-3-avg-2*"))
+        assert list((exp / "ctc/greedy_search").glob(f"*-{test_set}_gender-iter-3-avg-2*"))
+        # Stage 4: the audio LLM, its joint CTC head, and the cascade beside them.
+        results = exp / "audio_llm/greedy_search"
+        assert list(results.glob(f"wer-summary-{test_set}-iter-3-avg-2*.txt"))
+        assert list(results.glob(f"wer-summary-{test_set}_ctc-iter-3-avg-2*.txt"))
+        assert list(results.glob(f"wer-summary-{test_set}-*baseline-cascade*.txt"))
+    assert "joint CTC starts from the encoder's pretrained CTC head" in proc.stdout + proc.stderr
+    audio_llm = json.loads((exp / "audio_llm/export/config.json").read_text())
+    assert audio_llm["model_type"] == "audio_llm" and audio_llm["ctc"]["weight"] == 0.3
 
 
 def _fake_llm(folder):
