@@ -43,7 +43,7 @@ SEGMENT = 2000
 POSITIONS = (0.1, 0.5, 0.9)
 
 
-def _cut(i: int, duration: float) -> dict:
+def _cut(i: int, duration: float, storage: str) -> dict:
     cid = f"synth-{i:08d}"
     frames = int(round(duration * 100))
     return {
@@ -53,7 +53,7 @@ def _cut(i: int, duration: float) -> dict:
         "features": {"type": "kaldi-fbank", "num_frames": frames, "num_features": 80,
                      "frame_shift": 0.01, "sampling_rate": 16000, "start": 0.0,
                      "duration": duration, "storage_type": "lilcom_chunky",
-                     "storage_path": "feats/synth.lca", "storage_key": str(i * 4096),
+                     "storage_path": storage, "storage_key": str(i * 4096),
                      "channels": 0},
         "type": "MonoCut",
     }
@@ -65,10 +65,14 @@ def write_corpus(folder: Path, num_cuts: int) -> tuple[Path, Path]:
     durations = np.round(rng.uniform(1.0, 20.0, size=num_cuts), 2)
     manifest, shar = folder / "cuts.jsonl.gz", folder / "shar"
     shar.mkdir()
+    # Never read (the benchmark times positions, not features), but it must exist: training
+    # refuses a manifest whose feature archive is missing.
+    storage = folder / "synth.lca"
+    storage.touch()
     with gzip.open(manifest, "wt", compresslevel=1) as whole:
         for k in range(math.ceil(num_cuts / SHARD)):
             first = k * SHARD
-            lines = [json.dumps(_cut(i, float(durations[i]))) + "\n"
+            lines = [json.dumps(_cut(i, float(durations[i]), str(storage))) + "\n"
                      for i in range(first, min(num_cuts, first + SHARD))]
             whole.writelines(lines)
             with gzip.open(shar / f"cuts.{k:06d}.jsonl.gz", "wt", compresslevel=1) as part:
