@@ -66,7 +66,9 @@ def test_evaluate_py_writes_files_for_every_test_set_after_a_short_training(tmp_
     assert (exp / "averaged-iter-12-avg-2.pt").is_file()
     suffix = "iter-12-avg-2-use-averaged-model"
     test_sets = yaml.safe_load((configs / "test_data.yaml").read_text())
-    assert {t["task"] for t in test_sets} == {"transcribe", "continue", "describe", "answer"}
+    assert {t["task"] for t in test_sets} == {
+        "transcribe", "continue", "describe", "answer", "instruct"
+    }
     for t in test_sets:
         for kind in ("recogs", "errs", "wer-summary"):
             path = exp / "greedy_search" / f"{kind}-{t['name']}-{suffix}.txt"
