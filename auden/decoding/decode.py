@@ -138,12 +138,20 @@ def auxiliary_decoders(model: nn.Module, task: str) -> list[Decoder]:
     if getattr(model, "ctc_head", None) is not None and hasattr(model, "decode_ctc"):
         decoders.append(Decoder("_ctc", "transcribe", model.decode_ctc, batch_transcripts))
     heads = getattr(model, "label_heads", None)
+    last: dict = {}
+
+    def classify(batch: AudioBatch) -> dict[str, list[str]]:
+        # Every label's decoder asks for the same batch: run the encoder once for all.
+        if last.get("batch") is not batch:
+            last.update(batch=batch, labels=model.classify(batch))
+        return last["labels"]
+
     for name in heads.fields if heads is not None else []:
         decoders.append(
             Decoder(
                 f"_{name}",
                 LABEL_TASK,
-                lambda batch, name=name: model.classify(batch)[name],
+                lambda batch, name=name: classify(batch)[name],
                 lambda batch, name=name: batch.labels.get(name) or [None] * len(batch),
             )
         )
