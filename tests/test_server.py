@@ -19,6 +19,9 @@ from inference_fixtures import export_tiny_model, tone, wav_bytes
 from auden.inference.pipeline import AudioTextToTextPipeline
 from auden.inference.server import ServerConfig, build_app
 
+# A deprecated API our code calls (FastAPI's on_event, say) fails the tests here.
+pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning:auden")
+
 MAX_TOKENS = 5
 CONFIG = ServerConfig(
     batch_size=8,
@@ -54,6 +57,8 @@ def server(tmp_path_factory):
     yield f"http://127.0.0.1:{port}", p, app
     uv.should_exit = True
     thread.join(timeout=30)
+    # The app's lifespan stops the batcher's worker thread with the server.
+    assert not app.state.batcher._thread.is_alive(), "the batcher outlived the server"
 
 
 @pytest.fixture(scope="module")

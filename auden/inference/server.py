@@ -23,7 +23,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,9 +138,15 @@ class LimitsMiddleware:
 
 def build_app(pipeline: AudioTextToTextPipeline, config: ServerConfig, model_name: str) -> FastAPI:
     """The FastAPI app serving ``pipeline``; :func:`serve` runs it with uvicorn."""
-    app = FastAPI(title="auden", version="1")
     pipeline.max_audio_s = config.max_audio_s
     batcher = Batcher(pipeline, config.batch_size, config.max_wait_ms / 1000)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        batcher.close()  # the worker thread ends with the server
+
+    app = FastAPI(title="auden", version="1", lifespan=lifespan)
     app.state.batcher = batcher
     in_flight = InFlight()
     app.add_middleware(LimitsMiddleware, config=config, counter=in_flight)
@@ -222,10 +229,6 @@ def build_app(pipeline: AudioTextToTextPipeline, config: ServerConfig, model_nam
         if response_format == "text":
             return PlainTextResponse(reply)
         return {"text": reply}
-
-    @app.on_event("shutdown")
-    async def stop_batcher():
-        batcher.close()
 
     return app
 
