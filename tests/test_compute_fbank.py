@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+from tinycorpus import BAD_RECORDINGS, write_bad_recordings
 
 from auden.audio import precompute
 from auden.audio.precompute import FbankJob, compute_features
@@ -229,3 +230,46 @@ def test_kaldifeat_backend_matches_lhotse_fbank_or_says_how_to_install_it(
     for a, b in zip(CutSet.from_file(tmp_path / "k.jsonl.gz"), ref):
         assert a.num_frames == b.num_frames
         np.testing.assert_allclose(a.load_features(), b.load_features(), atol=0.05)
+
+
+@pytest.mark.parametrize("num_jobs", [1, 2])
+def test_unusable_recordings_are_skipped_counted_and_listed_by_cut_id(
+    tmp_path, tool, monkeypatch, num_jobs
+):
+    recs, sups = write_bad_recordings(tmp_path)
+    monkeypatch.setattr(precompute, "MIN_CUTS_PER_JOB", 1)  # two workers when asked
+    out = tmp_path / "fbank" / "x_cuts_train.jsonl.gz"
+    code, log = tool("--recordings", str(recs), "--supervisions", str(sups), "--out", str(out),
+                     "--storage", str(tmp_path / "fbank" / "x_feats"), "--num-jobs", str(num_jobs))
+    assert code == 0, log
+    cuts = CutSet.from_file(out)
+    assert [c.id for c in cuts] == ["good0", "good1"]
+    assert all(np.isfinite(c.load_features()).all() for c in cuts)
+    listed = (tmp_path / "fbank" / "x_cuts_train.skipped.tsv").read_text().splitlines()
+    reasons = dict(line.split("\t", 1) for line in listed)
+    assert sorted(reasons) == sorted(BAD_RECORDINGS)
+    assert "NaN or Inf" in reasons["nan"] and "gone.wav" in reasons["gone"]
+    assert "wrote 2 cuts" in log and f"skipped {len(BAD_RECORDINGS)}" in log
+
+
+def test_strict_stops_at_the_first_unusable_recording_naming_its_cut(
+    tmp_path, tool
+):
+    recs, sups = write_bad_recordings(tmp_path)
+    out = tmp_path / "s_cuts.jsonl.gz"
+    code, log = tool("--recordings", str(recs), "--supervisions", str(sups), "--out", str(out),
+                     "--storage", str(tmp_path / "s_feats"), "--strict")
+    assert code != 0 and "cut 'emptied'" in log and "empty" in log
+    assert not out.exists()
+
+
+def test_a_rerun_without_bad_recordings_removes_the_old_skipped_list(manifests, tmp_path, tool):
+    recs, sups = manifests
+    out = tmp_path / "r_cuts.jsonl.gz"
+    stale = precompute.skipped_list_path(out)
+    stale.write_text("old\tfrom an earlier run\n")
+    code, log = tool("--recordings", str(recs), "--supervisions", str(sups), "--out", str(out),
+                     "--storage", str(tmp_path / "r_feats"))
+    assert code == 0, log
+    assert not stale.exists() and "skipped 0" in log
+

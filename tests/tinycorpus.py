@@ -64,6 +64,42 @@ def _write_audio(path: Path, duration: float, freq: float, rng: np.random.Genera
     sf.write(str(path), samples.astype(np.float32), SAMPLING_RATE)
 
 
+# Recordings that cannot give features, by cut id: what each one is.
+BAD_RECORDINGS = {
+    "emptied": "0-byte file",
+    "five_ms": "5 ms clip",
+    "gone": "missing file",
+    "inf": "Inf sample",
+    "nan": "NaN samples",
+    "notaudio": "text file named .wav",
+}
+
+
+def write_bad_recordings(folder: Path) -> tuple[Path, Path]:
+    """Recordings + supervisions manifests of ``good0``, the :data:`BAD_RECORDINGS` and
+    ``good1``; each bad file is spoiled after its manifest entry was made from a good one,
+    as when files change after ``prepare.sh`` listed them."""
+    rng = np.random.default_rng(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    recs, sups = [], []
+    for name in ["good0", *BAD_RECORDINGS, "good1"]:
+        wav = folder / f"{name}.wav"
+        samples = (0.1 * rng.standard_normal(SAMPLING_RATE)).astype(np.float32)
+        samples[: 4 if name == "inf" else 0] = np.inf
+        samples[4000 : 4100 if name == "nan" else 4000] = np.nan
+        sf.write(wav, samples[: 80 if name == "five_ms" else None], SAMPLING_RATE, subtype="FLOAT")
+        rec = Recording.from_file(wav, recording_id=name)
+        recs.append(rec)
+        sups.append(SupervisionSegment(name, name, 0.0, rec.duration, text=name))
+    (folder / "emptied.wav").write_bytes(b"")
+    (folder / "notaudio.wav").write_text("not audio\n")
+    (folder / "gone.wav").unlink()
+    rec_path, sup_path = folder / "bad_recs.jsonl.gz", folder / "bad_sups.jsonl.gz"
+    RecordingSet.from_recordings(recs).to_file(rec_path)
+    SupervisionSet.from_segments(sups).to_file(sup_path)
+    return rec_path, sup_path
+
+
 def write_prompt_files(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     files = {}

@@ -10,7 +10,9 @@
 
 80-bin Kaldi-style fbank (Zipformer) by default; ``--whisper-fbank`` for Whisper's
 log-mel. Features go to LilcomChunky archives under --storage; the cuts file is
-written to a temporary name and renamed.
+written to a temporary name and renamed. A recording that cannot be read, or whose audio
+is NaN/Inf or shorter than one frame, is skipped: the summary counts them and
+``<out>.skipped.tsv`` lists each cut id with the reason (``--strict`` stops instead).
 
 Several splits in one process (one start-up instead of one per split): put ``{split}``
 in the four paths and list the splits::
@@ -56,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--num-jobs", type=int, default=1, help="parallel worker processes")
     parser.add_argument(
+        "--strict", action="store_true",
+        help="stop at the first unusable recording instead of skipping and listing it",
+    )
+    parser.add_argument(
         "--splits", nargs="+", default=None, help="fill {split} in the paths with each of these"
     )
     return parser
@@ -92,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                     speed_perturb=args.speed_perturb,
                     num_jobs=args.num_jobs,
                     kaldifeat=args.kaldifeat,
+                    strict=args.strict,
                 )
             )
     except (FileNotFoundError, ValueError) as err:

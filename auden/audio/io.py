@@ -41,14 +41,14 @@ def read_audio(path: str | Path, sampling_rate: int = 16000) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"audio file '{path}' not found")
     if path.stat().st_size == 0:
-        raise AudioError(f"cannot read audio file '{path}': the file is empty (0 bytes)")
+        raise AudioError(f"cannot read audio file '{path}': {unreadable_reason(None, path)}")
     try:
         recording = Recording.from_file(path)
         if recording.sampling_rate != sampling_rate:
             recording = recording.resample(sampling_rate)
         samples = recording.load_audio()
     except Exception as e:  # lhotse tries several backends and raises whichever failed last
-        raise AudioError(f"cannot read audio file '{path}': {_reason(e, path)}") from None
+        raise AudioError(f"cannot read audio file '{path}': {unreadable_reason(e, path)}") from None
     samples = np.asarray(samples[0], dtype=np.float32)
     check_waveform(samples, f"audio file '{path}'", sampling_rate)
     missing = _wav_bytes_missing(path)
@@ -105,8 +105,16 @@ def _wav_bytes_missing(path: Path) -> int:
     return max(0, announced - path.stat().st_size)
 
 
-def _reason(e: BaseException, path: Path) -> str:
-    """Why a file could not be read, once: Lhotse lists every backend it tried."""
+def unreadable_reason(e: BaseException | None, path: str | Path) -> str:
+    """Why a file could not be read, once: missing, empty, or the first backend's reason
+    (Lhotse lists every backend it tried)."""
+    path = Path(path)
+    if not path.is_file():
+        return "file not found"
+    if path.stat().st_size == 0:
+        return "the file is empty (0 bytes)"
+    if e is None:
+        return "unknown reason"
     reasons = []
     for line in str(e).splitlines():
         if line.startswith("Exception #"):  # "Exception #0 (<backend>): <class 'X'>: message"

@@ -3,7 +3,10 @@
 Every recipe's ``prepare.sh`` calls this through ``tools/compute_fbank.py``; the
 features are stored with Lhotse's ``LilcomChunkyWriter`` and the cuts file is
 written under a temporary name and renamed, so an interrupted run never leaves a
-cuts file that points at half-written features.
+cuts file that points at half-written features. A recording that cannot be read, or
+whose samples are NaN/Inf or too short for one frame, costs its cut, not the run: it is
+left out, counted in the log and listed with the reason in ``<out>.skipped.tsv``
+(``strict=True`` stops at the first one instead).
 
     >>> spec = FbankJob(recordings="r.jsonl.gz", supervisions="s.jsonl.gz",
     ...                 out="data/fbank/x_cuts_train.jsonl.gz", storage="data/fbank/x_feats_train")
@@ -14,15 +17,20 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import multiprocessing
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from lhotse import CutSet, LilcomChunkyWriter, RecordingSet, SupervisionSet, load_manifest
 from lhotse.qa import fix_manifests, validate_recordings_and_supervisions
+from lhotse.utils import fastcopy
+from tqdm import tqdm
 
 from auden.atomic import atomic_file
 from auden.audio.features import build_feature_extractor
+from auden.audio.io import AudioError, check_waveform, unreadable_reason
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +54,13 @@ class FbankJob:
     speed_perturb: bool = False
     num_jobs: int = 1
     kaldifeat: bool = False  # compute "fbank" with kaldifeat (C++) instead of Lhotse's torch code
+    strict: bool = False  # stop at the first unusable recording instead of skipping it
+
+
+def skipped_list_path(out: str | Path) -> Path:
+    """Where the cuts left out of ``out`` are listed: ``x_cuts_train.skipped.tsv``."""
+    out = Path(out)
+    return out.with_name(out.name[: -len(_suffix(out))] + ".skipped.tsv")
 
 
 def build_extractor(job: FbankJob):
@@ -106,20 +121,82 @@ def compute_features(job: FbankJob) -> CutSet:
         job.num_mel_bins, job.kind, " (kaldifeat)" if job.kaldifeat else "", len(cuts),
         job.recordings, out, num_jobs,
     )
-    order = [cut.id for cut in cuts]
-    computed = cuts.compute_and_store_features(
-        extractor=extractor,
-        storage_path=storage,
-        num_jobs=num_jobs,
-        storage_type=LilcomChunkyWriter,
-    )
-    # Worker processes return their chunks as they finish; keep the manifest's order.
-    by_id = {cut.id: cut for cut in computed}
-    cuts = CutSet.from_cuts(by_id[cut_id] for cut_id in order)
+    all_cuts = list(cuts)
+    chunks = [CutSet.from_cuts(all_cuts[i::num_jobs]) for i in range(num_jobs)]
+    if num_jobs == 1:
+        results = [_extract_chunk(chunks[0], extractor, storage, job.strict, progress=True)]
+    else:
+        storage.mkdir(parents=True, exist_ok=True)
+        with ProcessPoolExecutor(num_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [
+                pool.submit(_extract_chunk, chunk, extractor, storage / f"feats-{i}", job.strict)
+                for i, chunk in enumerate(chunks)
+            ]
+            results = [f.result() for f in futures]
+    # Workers take every n-th cut; keep the manifest's order.
+    by_id = {cut.id: cut for done, _ in results for cut in done}
+    skipped = sorted(bad for _, chunk_bad in results for bad in chunk_bad)
+    _write_skipped(skipped_list_path(out), skipped, len(cuts))
+    if not by_id:
+        raise ValueError(
+            f"none of the {len(cuts)} recordings in '{job.recordings}' could be used: "
+            f"see '{skipped_list_path(out)}'"
+        )
+    cuts = CutSet.from_cuts(by_id[cut.id] for cut in all_cuts if cut.id in by_id)
     with atomic_file(out) as tmp:
         cuts.to_file(tmp)
-    log.info("wrote %d cuts to '%s'", len(cuts), out)
+    log.info("wrote %d cuts to '%s'; skipped %d whose audio was unusable%s", len(by_id), out,
+             len(skipped), f" (listed in '{skipped_list_path(out)}')" if skipped else "")
     return CutSet.from_file(out)
+
+
+def _extract_chunk(
+    cuts: CutSet, extractor, storage_path: Path, strict: bool, progress: bool = False
+) -> tuple[list, list[tuple[str, str]]]:
+    """Features for each usable cut into one archive; ``(cut id, reason)`` for the rest.
+
+    Only reading and checking the audio is guarded: an extractor that fails on good audio
+    is a bug to see, not a recording to skip. Top-level so that worker processes can run it.
+    """
+    done, bad = [], []
+    with LilcomChunkyWriter(storage_path) as storage:
+        for cut in tqdm(cuts, desc="fbank", disable=not progress, mininterval=5):
+            try:
+                samples = cut.load_audio()
+                check_waveform(samples, f"cut '{cut.id}'", cut.sampling_rate)
+            except Exception as e:  # any backend's error: the file, not the code, is at fault
+                reason = str(e) if isinstance(e, AudioError) else _read_error(cut, e)
+                if strict:
+                    raise AudioError(reason) from e
+                log.warning("skipping %s", reason)
+                bad.append((cut.id, reason))
+                continue
+            features = extractor.extract_from_samples_and_store(
+                samples=samples, storage=storage, sampling_rate=cut.sampling_rate,
+                offset=cut.start, channel=cut.channel,
+            )
+            done.append(fastcopy(cut, features=features))
+    return done, bad
+
+
+def _read_error(cut, e: BaseException) -> str:
+    """``cut 'x': cannot read audio file 'x.wav': the file is empty (0 bytes)``, say."""
+    sources = cut.recording.sources if cut.has_recording else []
+    if len(sources) == 1 and sources[0].type == "file":
+        path = sources[0].source
+        return f"cut '{cut.id}': cannot read audio file '{path}': {unreadable_reason(e, path)}"
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"cut '{cut.id}': cannot read its audio: {type(e).__name__}: {first}"
+
+
+def _write_skipped(path: Path, skipped: list[tuple[str, str]], total: int) -> None:
+    """List the skipped cuts beside the cuts file (an old list from a rerun is removed)."""
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return
+    log.warning("%d of %d recordings could not be used; listed in '%s'", len(skipped), total, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text("".join(f"{cut_id}\t{' '.join(why.split())}\n" for cut_id, why in skipped))
 
 
 def _load(path: str | Path, kind: type):
@@ -127,6 +204,8 @@ def _load(path: str | Path, kind: type):
     if not path.is_file():
         raise FileNotFoundError(f"manifest '{path}' does not exist")
     manifest = load_manifest(path)
+    if len(manifest) == 0:  # Lhotse reads any empty manifest back as an empty CutSet
+        raise ValueError(f"manifest '{path}' is empty (no {kind.__name__[:-3].lower()}s)")
     if not isinstance(manifest, kind):
         raise ValueError(f"manifest '{path}' holds a {type(manifest).__name__}, not a {kind.__name__}")
     return manifest

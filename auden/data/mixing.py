@@ -63,8 +63,12 @@ def read_source(source: DataSource, default_prompt_file: str | Path | None = Non
         cuts = load_manifest_lazy(source.manifest)
     except Exception as e:  # lhotse raises several types for unreadable manifests
         raise ValueError(f"cannot read manifest '{source.manifest}': {e}") from e
-    if cuts is None or not isinstance(cuts, CutSet):
-        raise ValueError(f"manifest '{source.manifest}' is not a Lhotse CutSet manifest")
+    if cuts is None:  # Lhotse's answer for a file without a single line
+        raise ValueError(f"manifest '{source.manifest}' is empty (no cuts)")
+    if not isinstance(cuts, CutSet):
+        raise ValueError(
+            f"manifest '{source.manifest}' holds a {type(cuts).__name__}, not a Lhotse CutSet"
+        )
     _check_first_cut(cuts, source.manifest)
     return tag_source(cuts, source, default_prompt_file)
 

@@ -53,8 +53,10 @@ def export_shar(
     if shard_size < 1:
         raise ValueError(f"shard size must be >= 1, got {shard_size}")
     cuts = load_manifest_lazy(manifest)
+    if cuts is None:  # Lhotse's answer for a file without a single line
+        raise ValueError(f"manifest '{manifest}' is empty (no cuts)")
     if not isinstance(cuts, CutSet):
-        raise ValueError(f"manifest '{manifest}' is not a Lhotse CutSet manifest")
+        raise ValueError(f"manifest '{manifest}' holds a {type(cuts).__name__}, not a Lhotse CutSet")
     first = next(iter(cuts), None)
     if first is None:
         raise ValueError(f"manifest '{manifest}' holds no cuts")
