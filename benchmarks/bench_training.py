@@ -31,7 +31,7 @@ import soundfile as sf
 import torch
 import yaml
 from bench_features import make_clips
-from benchlib import Goal, Recorder, bench_parser, clock
+from benchlib import Goal, Recorder, bench_parser, clock, parse_bench_args
 from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
 from auden.audio.precompute import FbankJob, compute_features
@@ -173,16 +173,10 @@ def where_time_goes(profile: cProfile.Profile, total: float) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = bench_parser(__doc__)
+    parser = bench_parser(__doc__, profile="one more auden run under cProfile")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--clips", type=int, default=80)
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="one more auden run under cProfile (always in full runs)",
-    )
-    args = parser.parse_args(argv)
-    args.profile = args.profile or not args.quick
+    args = parse_bench_args(parser, argv)
     if args.quick:
         args.steps, args.clips = 3, 12
     repeats = args.repeats or (1 if args.quick else 2)

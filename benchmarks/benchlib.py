@@ -175,8 +175,9 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def bench_parser(doc: str | None) -> argparse.ArgumentParser:
-    """The arguments every benchmark takes: ``--quick``, ``--out``, ``--repeats``."""
+def bench_parser(doc: str | None, *, profile: str = "") -> argparse.ArgumentParser:
+    """The arguments every benchmark takes: ``--quick``, ``--out``, ``--repeats``, and
+    ``--profile`` where ``profile`` says what it profiles (see :func:`parse_bench_args`)."""
     parser = argparse.ArgumentParser(
         description=(doc or "").split("\n")[0],
         epilog="Writes the auden-bench/1 JSON described in benchmarks/benchlib.py.",
@@ -188,7 +189,31 @@ def bench_parser(doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--repeats", type=int, default=0, help="timed repeats (0: the script's default)"
     )
+    if profile:
+        parser.add_argument(
+            "--profile", action="store_true", help=f"{profile} (always in full runs)"
+        )
     return parser
+
+
+def parse_bench_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; a full (not ``--quick``) run always profiles, so RESULTS.md can say
+    where a missed goal's time goes."""
+    args = parser.parse_args(argv)
+    if hasattr(args, "profile"):
+        args.profile = args.profile or not args.quick
+    return args
+
+
+def top_ops(fn: Callable[[], object], count: int = 6) -> list[str]:
+    """The torch ops ``fn()`` spends its CPU time in (torch.profiler, self time), as shares."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    return [f"{e.key} {100 * e.self_cpu_time_total / total:.0f}%" for e in events[:count]]
 
 
 def summarize(values: Sequence[float]) -> dict:

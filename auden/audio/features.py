@@ -1,6 +1,7 @@
 """Feature extractors: the one place that says which fbank a model's features are.
 
-Zipformer encoders read 80-bin Kaldi-style fbank at 100 frames/s (Lhotse ``Fbank``);
+Zipformer encoders read 80-bin Kaldi-style fbank at 100 frames/s (Lhotse ``Fbank``,
+computed by its faster subclass :class:`auden.audio.fbank.FastFbank`);
 Whisper encoders read Whisper's log-mel (Lhotse ``WhisperFbank``, 80 or 128 bins).
 Precomputed features (``tools/compute_fbank.py``), on-the-fly features and
 ``generate()`` from raw waveforms all build their extractor here, so they agree.
@@ -18,9 +19,10 @@ from enum import Enum
 
 import numpy as np
 import torch
-from lhotse import Fbank, FbankConfig, WhisperFbank, WhisperFbankConfig
+from lhotse import FbankConfig, WhisperFbank, WhisperFbankConfig
 from lhotse.features.base import FeatureExtractor
 
+from auden.audio.fbank import FastFbank
 from auden.audio.io import check_waveform
 
 
@@ -88,7 +90,7 @@ def build_feature_extractor(
     if num_mel_bins <= 0:
         raise ValueError(f"num_mel_bins must be positive, got {num_mel_bins}")
     if kind == "fbank":
-        return Fbank(FbankConfig(num_filters=num_mel_bins))
+        return FastFbank(FbankConfig(num_filters=num_mel_bins))
     if kind == "whisper_fbank":
         if num_mel_bins not in (80, 128):
             raise ValueError(f"whisper_fbank has 80 or 128 mel bins, got {num_mel_bins}")
