@@ -134,18 +134,21 @@ class AudioLlmDataset(torch.utils.data.Dataset):
         feats, valid = [], []
         skipped: list[str] = []
         for cut in cuts:
+            cause: Exception | None = None
             try:
                 f, n = self.inputs.load(cut)
+                message = _nonfinite(cut, f)
             except FeatureMismatchError:
                 raise
             except Exception as e:  # any reader error: missing file, corrupt data, ...
-                where = _audio_path(cut)
+                cause = e
                 message = (
-                    f"cut '{cut.id}'{where}: cannot load features/audio: "
+                    f"cut '{cut.id}'{_audio_path(cut)}: cannot load features/audio: "
                     f"{type(e).__name__}: {_short(str(e))}"
                 )
+            if message is not None:
                 if self.bad_cut == "error":
-                    raise BadCutError(message) from e
+                    raise BadCutError(message) from cause
                 logger.warning("skipping %s", message)
                 skipped.append(cut.id)
                 continue
@@ -184,6 +187,22 @@ class AudioLlmDataset(torch.utils.data.Dataset):
             texts=[transcript_of(c) for c in kept],
             labels=labels_of(kept),
         )
+
+
+def _nonfinite(cut: Cut, features: torch.Tensor) -> str | None:
+    """Why a cut's features are unusable (NaN/Inf values), or None.
+
+    NaN audio gives NaN features, and one NaN cut would make the whole batch's loss
+    non-finite: checking here costs the cut, not the step of every cut batched with it.
+    """
+    finite = torch.isfinite(features)
+    if bool(finite.all()):
+        return None
+    bad = features.numel() - int(finite.sum())
+    return (
+        f"cut '{cut.id}'{_audio_path(cut)}: {bad} of {features.numel()} feature values are "
+        f"NaN or Inf (corrupt audio or feature archive)"
+    )
 
 
 def transcript_of(cut: Cut) -> str:

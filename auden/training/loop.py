@@ -53,7 +53,7 @@ def _micro_step(tr: Trainer, batch: AudioBatch, sync: bool, stats: IntervalStats
     if batch.skipped_cut_ids:
         tr.state.skipped_cuts += len(batch.skipped_cut_ids)
         logger.warning(
-            "skipped unreadable cuts %s (%d so far)", batch.skipped_cut_ids, tr.state.skipped_cuts
+            "skipped unusable cuts %s (%d so far)", batch.skipped_cut_ids, tr.state.skipped_cuts
         )
     tr.last_cut_ids = batch.cut_ids
     batch = batch.to(tr.dist.device)
