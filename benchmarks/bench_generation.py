@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generation: auden's AudioLlm against transformers' Qwen2-Audio, and auden's decoding overhead.
 
-    python benchmarks/bench_generation.py [--clips 200] [--max-new-tokens 8]
+    python benchmarks/bench_generation.py [--clips 48] [--max-new-tokens 8]
 
 Both models are built here with random weights and the same sizes: a Whisper-style
 encoder (``--encoder``: d_model, layers, heads, ffn; 128 mel bins) and the same Qwen2
@@ -18,7 +18,8 @@ one fifth of the clips, the same fifths for every system, timed in CPU seconds o
 one-thread process (the machine is shared; wall time would count other jobs).
 
 Also measured: the encoder alone with ``pad_to_30s=true`` against Qwen2-Audio's audio
-tower (the comparison is fair only if these match within 10%), and auden's ``generate``
+tower (the comparison is fair only if these match within 10%, both ways), the projectors
+apart, and auden's ``generate``
 against its own encoder followed by the bare LLM's ``generate(inputs_embeds=...)`` on the
 same embeddings (what auden's chat encoding, splice and text decoding add).
 """
@@ -174,7 +175,12 @@ def clips_per_second(chunks, run) -> list[float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
-    parser.add_argument("--clips", type=int, default=200)
+    parser.add_argument(
+        "--clips",
+        type=int,
+        default=48,
+        help="the issue asks 200; 48 keeps make bench within 15 minutes on 2 cores",
+    )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--max-new-tokens", type=int, default=8)
     parser.add_argument("--encoder", type=int, nargs=4, default=[256, 2, 4, 1024])
@@ -224,30 +230,54 @@ def main(argv: list[str] | None = None) -> None:
             )
             per_batch[bs] = a
 
-        # Fairness: the encoder (with projector) alone, padded to 30 s, against the tower.
+        # Fairness: the encoder alone, padded to 30 s, against Qwen2-Audio's audio tower
+        # (two Whisper encoders of the same sizes should cost the same). The projectors
+        # differ by design (auden: 2 frames concatenated into a 2-layer MLP; Qwen2-Audio:
+        # average pooling in the tower, then one linear layer), so they are timed apart.
         bs = max(args.batch_sizes)
         idx = list(range(min(bs, len(clips))))
         f30 = qwen_in.features[idx].transpose(1, 2).contiguous()  # [B, 3000, 128]
         lens30 = qwen_in.feature_mask[idx].sum(-1)
         enc_chunks = [[idx]] * CHUNKS
+        with torch.no_grad():
+            tower_out = qwen.model.audio_tower(qwen_in.features[idx]).last_hidden_state
+            enc_out = model_30s.run_encoder(f30, lens30)
 
         @torch.no_grad()
-        def qwen_tower(i):  # audio tower + projector, as auden's encode_audio
-            frames = qwen.model.audio_tower(qwen_in.features[i]).last_hidden_state
-            return qwen.model.multi_modal_projector(frames)
+        def qwen_tower(i):
+            return qwen.model.audio_tower(qwen_in.features[i]).last_hidden_state
+
+        @torch.no_grad()
+        def auden_encoder(i):
+            return model_30s.run_encoder(f30, lens30)
 
         q = rec.figure(
-            f"Qwen2-Audio audio tower + projector, batch {len(idx)}",
+            f"Qwen2-Audio audio tower, batch {len(idx)}",
             "clips / s",
             clips_per_second(enc_chunks, qwen_tower),
         )
         rec.figure(
-            f"auden encoder pad_to_30s=true, batch {len(idx)}",
+            f"auden Whisper encoder pad_to_30s=true, batch {len(idx)}",
             "clips / s",
-            clips_per_second(enc_chunks, lambda i: model_30s.encode_audio(f30, lens30)),
+            clips_per_second(enc_chunks, auden_encoder),
             anchor=q["name"],
-            goal=Goal("<=", 1.1, on="ratio"),
-            note="fair comparison needs 0.9 <= ratio <= 1.1",
+            goal=Goal("within", 1.0, on="ratio", tolerance=0.1),
+            note="the comparison is fair if the two encoders cost the same within 10%",
+        )
+        with torch.no_grad():
+            q_proj = clips_per_second(
+                enc_chunks, lambda i: qwen.model.multi_modal_projector(tower_out)
+            )
+            a_proj = clips_per_second(
+                enc_chunks, lambda i: model_30s.projector(enc_out.frames, enc_out.lens)
+            )
+        q = rec.figure(f"Qwen2-Audio projector, batch {len(idx)}", "clips / s", q_proj)
+        rec.figure(
+            f"auden projector, batch {len(idx)}",
+            "clips / s",
+            a_proj,
+            anchor=q["name"],
+            note="not part of the fairness check: the projectors differ by design",
         )
 
         # Decoding overhead: auden's generate against its own encoder + the bare LLM's

@@ -86,22 +86,29 @@ RESULT_FIELDS = (
 
 @dataclass(frozen=True)
 class Goal:
-    """``median >= target`` (or ``<=``), or the same of the ratio against the anchor."""
+    """``median >= target`` (or ``<=``), or the same of the ratio against the anchor;
+    ``op="within"``: ``|value - target| <= tolerance * target`` (both bounds, e.g. a
+    fairness check that two costs match within 10%)."""
 
     op: str
     target: float
     on: str = "median"
+    tolerance: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.op not in (">=", "<="):
-            raise ValueError(f"goal op must be '>=' or '<=', got '{self.op}'")
+        if self.op not in (">=", "<=", "within"):
+            raise ValueError(f"goal op must be '>=', '<=' or 'within', got '{self.op}'")
         if self.on not in ("median", "ratio"):
             raise ValueError(f"goal 'on' must be 'median' or 'ratio', got '{self.on}'")
+        if (self.op == "within") != (self.tolerance > 0):
+            raise ValueError("a positive tolerance goes with op 'within', and only with it")
 
     def met(self, median: float, ratio: float | None) -> bool | None:
         value = median if self.on == "median" else ratio
         if value is None:
             return None
+        if self.op == "within":
+            return abs(value - self.target) <= self.tolerance * abs(self.target) + 1e-12
         return value >= self.target if self.op == ">=" else value <= self.target
 
 
@@ -357,8 +364,10 @@ def format_value(v: float | None) -> str:
 def goal_text(goal: dict | None) -> str:
     if not goal:
         return ""
-    op = "≥" if goal["op"] == ">=" else "≤"
     what = "ratio" if goal["on"] == "ratio" else "median"
+    if goal["op"] == "within":
+        return f"{what} {format_value(goal['target'])} ± {100 * goal.get('tolerance', 0):.0f}%"
+    op = "≥" if goal["op"] == ">=" else "≤"
     return f"{what} {op} {format_value(goal['target'])}"
 
 

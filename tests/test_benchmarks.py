@@ -59,6 +59,15 @@ def test_a_result_missing_a_field_is_refused_naming_the_file(tmp_path):
         load_results(tmp_path)
 
 
+def test_a_two_sided_goal_fails_below_as_well_as_above():
+    fair = Goal("within", 1.0, on="ratio", tolerance=0.1)
+    assert fair.met(0.0, 0.95) and fair.met(0.0, 1.1)
+    assert fair.met(0.0, 0.85) is False  # the one-sided check this replaces passed it
+    assert fair.met(0.0, 1.15) is False
+    with pytest.raises(ValueError, match="tolerance"):
+        Goal("<=", 1.1, tolerance=0.1)
+
+
 def _extra_args(script: str, tmp_path: Path) -> list[str]:
     if script != "bench_demo":
         return []
