@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Training step: auden's whole step against the bare forward+backward+step on the same tensors.
 
-    python benchmarks/bench_training.py [--steps 12] [--clips 80]
+    python benchmarks/bench_training.py [--steps 8] [--clips 80]
 
 A corpus is made the way a recipe makes one: ``--clips`` real wav files of 2-8 s,
 Lhotse manifests, 80-bin fbank through ``auden.audio.precompute.compute_features`` (what
@@ -11,8 +11,9 @@ weight 0.3, MLP projector, tiny Qwen2 with LoRA, AdamW; the demo's CTC projector
 heads need its label fields, left out here) and the CTC Zipformer (``xs``, ScaledAdam). auden's figure is
 ``auden.training.loop.fit`` for ``--steps`` steps on a fresh Trainer: loader (in-process,
 ``num_workers=0``, so its CPU time is counted), splice, loss, backward, clipping,
-optimizer, scheduler, running average, logging to tensorboard and the final checkpoint.
-The bare figure runs the same model, built from the same config and seed, on the same
+optimizer, scheduler, running average, logging to tensorboard and the final checkpoint,
+whose time is counted apart and charged as the recipe pays it (one save every
+``save_every_n`` steps); the figure with the whole save is reported beside it. The bare figure runs the same model, built from the same config and seed, on the same
 batches already in memory: ``model(batch).loss.backward(); optimizer.step()``. Both are
 audio seconds per CPU second of this one-thread process; each repeat is a fresh model.
 With ``--profile``, one more auden run under cProfile says where the rest goes.
@@ -24,7 +25,9 @@ import cProfile
 import logging
 import pstats
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 import numpy as np
 import soundfile as sf
@@ -85,6 +88,10 @@ def make_corpus(root: Path, num_clips: int) -> tuple[Path, Path]:
     return data_config, llm
 
 
+# save_every_n of egs/mini_en/configs/train.yaml and train_ctc.yaml
+RECIPE_SAVE_EVERY_N = {"audio LLM (mini_en demo)": 100, "CTC Zipformer xs": 200}
+
+
 def configs(data_config: Path, llm: Path, steps: int) -> dict[str, TrainConfig]:
     """The two models with their mini_en training settings (egs/mini_en/configs)."""
     every = dict(num_steps=steps, save_every_n=steps, keep_last_k=0, valid_interval=10**6)
@@ -119,13 +126,41 @@ def configs(data_config: Path, llm: Path, steps: int) -> dict[str, TrainConfig]:
     return {"audio LLM (mini_en demo)": audio_llm, "CTC Zipformer xs": ctc}
 
 
-def auden_run(cfg: TrainConfig, exp_dir: Path, profile: cProfile.Profile | None = None):
-    """(audio seconds, CPU seconds) of fit() on a fresh Trainer; its batches for the bare run."""
+@dataclass
+class AudenRun:
+    audio_s: float  # audio seconds in the timed steps
+    seconds: float  # CPU seconds of fit(), its final checkpoint included
+    checkpoint_s: float  # CPU seconds of that checkpoint
+    batches: list
+    trainer: Trainer
+
+    def step_seconds(self, save_every_n: int) -> float:
+        """fit()'s time with its one checkpoint replaced by the share a run saving every
+        ``save_every_n`` steps pays over these steps (a run of a few steps would
+        otherwise charge a whole checkpoint to a handful of steps)."""
+        steps = len(self.batches)
+        return self.seconds - self.checkpoint_s + self.checkpoint_s * steps / save_every_n
+
+
+def auden_run(cfg: TrainConfig, exp_dir: Path, profile: cProfile.Profile | None = None) -> AudenRun:
+    """fit() on a fresh Trainer, timed; its batches for the bare run."""
     cfg.exp_dir = str(exp_dir)
     trainer = Trainer(cfg, init_distributed())
     batches = list(trainer.train_data.loader(epoch=1))[: cfg.trainer.num_steps]
     audio_s = sum(float(b.feature_lens.sum()) / 100 for b in batches)
     trainer = Trainer(cfg, init_distributed())  # fresh: the loader above moved nothing
+    checkpoint_s = 0.0
+    save = trainer.save_iter_checkpoint
+
+    def timed_save(*a, **kw):  # the real save, its CPU time counted apart
+        nonlocal checkpoint_s
+        t0 = clock()
+        try:
+            return save(*a, **kw)
+        finally:
+            checkpoint_s += clock() - t0
+
+    trainer.save_iter_checkpoint = timed_save
     start = clock()
     if profile:
         profile.enable()
@@ -134,7 +169,7 @@ def auden_run(cfg: TrainConfig, exp_dir: Path, profile: cProfile.Profile | None 
         profile.disable()
     seconds = clock() - start
     trainer.tensorboard.close()
-    return audio_s, seconds, batches, trainer
+    return AudenRun(audio_s, seconds, checkpoint_s, batches, trainer)
 
 
 def bare_run(cfg: TrainConfig, trainer: Trainer, batches: list) -> float:
@@ -174,7 +209,7 @@ def where_time_goes(profile: cProfile.Profile, total: float) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__, profile="one more auden run under cProfile")
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--clips", type=int, default=80)
     args = parse_bench_args(parser, argv)
     if args.quick:
@@ -186,11 +221,14 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp, Recorder("training", title, args, order=30) as rec:
         data_config, llm = make_corpus(Path(tmp) / "corpus", args.clips)
         for name, cfg in configs(data_config, llm, args.steps).items():
-            ours, bare = [], []
+            ours, bare, raw, saves = [], [], [], []
+            save_every = RECIPE_SAVE_EVERY_N[name]
             for r in range(repeats):
-                audio_s, seconds, batches, trainer = auden_run(cfg, Path(tmp) / f"exp-{name}-{r}")
-                ours.append(audio_s / seconds)
-                bare.append(audio_s / bare_run(cfg, trainer, batches))
+                run = auden_run(cfg, Path(tmp) / f"exp-{name}-{r}")
+                ours.append(run.audio_s / run.step_seconds(save_every))
+                raw.append(run.audio_s / run.seconds)
+                saves.append(run.checkpoint_s)
+                bare.append(run.audio_s / bare_run(cfg, run.trainer, run.batches))
             ref = rec.figure(f"{name}: bare step", "audio s / CPU s", bare)
             rec.figure(
                 f"{name}: auden step",
@@ -198,16 +236,28 @@ def main(argv: list[str] | None = None) -> None:
                 ours,
                 anchor=ref["name"],
                 goal=Goal(">=", 0.9, on="ratio"),
+                note=f"its checkpoint counted as the recipe pays it: one every {save_every} "
+                f"steps (a save took {median(saves):.2f} CPU s)",
+            )
+            rec.figure(
+                f"{name}: auden step, a whole checkpoint in {args.steps} steps",
+                "audio s / CPU s",
+                raw,
+                anchor=ref["name"],
+                note="fit() as timed, its final save included: not a per-step cost",
             )
             if args.profile:
                 profile = cProfile.Profile(clock)  # CPU time, as the figures
-                _, seconds, _, _ = auden_run(cfg, Path(tmp) / f"exp-{name}-profile", profile)
-                shares = where_time_goes(profile, seconds)
+                run = auden_run(cfg, Path(tmp) / f"exp-{name}-profile", profile)
+                shares = where_time_goes(profile, run.seconds)
                 rec.note(f"{name}, where auden's step time goes (cProfile): " + ", ".join(shares))
                 rec.details[f"profile[{name}]"] = shares
         rec.note(
             f"{args.steps} steps per run, {args.clips} clips of 2-8 s; loader in-process "
-            "(num_workers=0); the final checkpoint is inside auden's time"
+            "(num_workers=0). The issue's 'whole training step' lists loader, splice, loss, "
+            "backward, optimizer and logging: a checkpoint is a per-run cost the recipe pays "
+            "every save_every_n steps (mini_en: 100 audio LLM, 200 CTC), so the goal figure "
+            "charges that share of it; the figure with the whole final save is kept beside it"
         )
 
 
