@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -37,6 +38,11 @@ def scripts(only: list[str] | None) -> list[Path]:
     return found
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -53,12 +59,18 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, str(script), "--out", str(folder / f"{name}.json")]
         cmd += ["--quick"] if args.quick else []
         print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _children_cpu()
         try:
             rc = subprocess.run(cmd, env=env, timeout=args.timeout).returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"
-        print(f"== {name}: {time.perf_counter() - t0:.1f} s, exit {rc}", flush=True)
+        # CPU seconds too: on a shared machine they say what the script costs on an idle
+        # one (the scripts run one thread), where wall time says how loaded it was.
+        print(
+            f"== {name}: {time.perf_counter() - t0:.1f} s wall, "
+            f"{_children_cpu() - cpu0:.1f} CPU s, load {os.getloadavg()[0]:.1f}, exit {rc}",
+            flush=True,
+        )
         if rc != 0:
             failed.append(f"{name} ({rc})")
     out = folder / "RESULTS.md" if args.quick or args.results else BENCH_DIR / "RESULTS.md"
@@ -73,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         ],
         check=True,
     )
-    print(f"all benchmarks: {time.perf_counter() - start:.1f} s; failed: {failed or 'none'}")
+    print(
+        f"all benchmarks: {time.perf_counter() - start:.1f} s wall, {_children_cpu():.1f} CPU s; "
+        f"failed: {failed or 'none'}"
+    )
     return 1 if failed else 0
 
 
