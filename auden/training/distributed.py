@@ -93,6 +93,27 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
             p.grad.div_(world_size)
 
 
+def allreduce_each_gradient(group, bucket):  # no annotations: DDP checks them as classes
+    """A DDP communication hook: average every gradient in its own all-reduce.
+
+    DDP's default hook all-reduces whole buckets, and rebuilds its buckets after the first
+    step of every process: a gradient's place in the bucket then moves, which changes the
+    order in which the ring algorithm adds the ranks' values (with more than two ranks).
+    A run resumed from a checkpoint would take its first step with other buckets than the
+    uninterrupted run, and differ by rounding. Reduced one by one, a gradient's sum
+    depends only on its own shape and the ranks, never on how DDP buckets it.
+
+        ddp_model.register_comm_hook(None, allreduce_each_gradient)
+    """
+    world_size = dist.get_world_size(group)
+    futures = [
+        dist.all_reduce(g.div_(world_size), group=group, async_op=True).get_future()
+        for g in bucket.gradients()
+    ]
+    buffer = bucket.buffer()
+    return torch.futures.collect_all(futures).then(lambda _: buffer)
+
+
 def all_ranks_true(flag: bool, device: torch.device) -> bool:
     """True only if ``flag`` is true on every rank (e.g. "my loss is finite")."""
     if not dist.is_initialized():

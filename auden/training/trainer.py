@@ -32,7 +32,7 @@ from auden.checkpoint import (
 from auden.data.config import follow_model
 from auden.data.loader import ModelHints, build_train_data, build_valid_loader
 from auden.training.config import TrainConfig, to_plain_dict
-from auden.training.distributed import DistInfo, gather_objects
+from auden.training.distributed import DistInfo, allreduce_each_gradient, gather_objects
 from auden.training.metrics import TensorBoard
 from auden.training.optim import build_optimizer, build_scheduler
 from auden.training.rng import capture_rng_state, restore_rng_state, seed_everything
@@ -149,6 +149,8 @@ class Trainer:
             self.ddp_model = DistributedDataParallel(
                 self.model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None
             )
+            # Gradients summed alike whatever DDP's buckets: a resumed run stays exact.
+            self.ddp_model.register_comm_hook(None, allreduce_each_gradient)
         self.tensorboard = TensorBoard(self.exp_dir, t.tensorboard and dist.is_main)
 
         # Last: nothing above may shift the random streams the training steps draw from.
