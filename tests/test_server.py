@@ -202,6 +202,7 @@ BAD_REQUESTS = [
     ("body over the limit", "chat", "huge", 413, "--max-body-mb"),
     ("unknown task", "task", "sing", 400, r"unknown task 'sing'.*\['describe', 'transcribe'\]"),
     ("ends with an assistant turn", "chat", "assistant_last", 400, "end with an 'assistant' turn"),
+    ("unknown model", "chat", "other_model", 404, "model 'gpt-4o' is not served here.*'tiny'"),
     (
         "text only",
         "chat",
@@ -233,6 +234,8 @@ def test_bad_request_is_named_and_the_server_serves_the_next(
             body["messages"] = ask(tone(1.0, 300), text="x" * 600_000)
         elif payload == "assistant_last":
             body["messages"] = [*ask(tone(0.5, 300)), {"role": "assistant", "content": "ok"}]
+        elif payload == "other_model":
+            body.update(messages=ask(tone(0.5, 300)), model="gpt-4o")
         elif kind == "task":
             body.update(messages=ask(tone(0.5, 300), text=None), task=payload)
         r = http.post(

@@ -13,7 +13,8 @@
 
 Requests from concurrent clients are decoded together (:mod:`auden.inference.batcher`).
 Every limit (body size, audio length, concurrent requests) answers a 4xx JSON error in
-OpenAI's shape that names the limit and its flag.
+OpenAI's shape that names the limit and its flag. A request naming another model than the one
+served is answered 404 (``model_not_found``), as OpenAI does, not silently by this one.
 """
 
 from __future__ import annotations
@@ -178,6 +179,7 @@ def build_app(pipeline: AudioTextToTextPipeline, config: ServerConfig, model_nam
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         body = await _json_body(request)
+        _check_model(body.get("model"), model_name)
         kwargs = _generation_args(body, config)
         messages = body.get("messages")
         if not isinstance(messages, list):
@@ -220,6 +222,7 @@ def build_app(pipeline: AudioTextToTextPipeline, config: ServerConfig, model_nam
                 f"response_format '{response_format}' is not supported; use json or text",
                 "response_format",
             )
+        _check_model(model, model_name)
         data = await file.read()
         item = {"audio": data, "text": prompt} if prompt else {"audio": data}
         name = f"file '{file.filename}'"
@@ -252,6 +255,19 @@ async def _json_body(request: Request) -> dict:
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object", "invalid_json")
     return body
+
+
+def _check_model(requested, served: str) -> None:
+    """A request naming another model is answered 404 (OpenAI's model_not_found), not
+    silently by this one; a request that names none is this model's."""
+    if requested in (None, "", served):
+        return
+    raise ApiError(
+        404,
+        f"model '{requested}' is not served here; this server serves '{served}' "
+        "(GET /v1/models)",
+        "model_not_found",
+    )
 
 
 def _generation_args(body: dict, config: ServerConfig) -> dict:
