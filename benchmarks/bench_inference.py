@@ -198,22 +198,12 @@ def bench_server(rec: Recorder, p, clips, args) -> None:
             w, c, _ = run(16, 16)
             conc_wall.append(w), conc_cpu.append(c)
         goal = Goal("<=", 1.0, on="ratio")
-        rec.figure("16 requests one after another", "wall s", seq_wall)
-        rec.figure(
-            "16 requests at once",
-            "wall s",
-            conc_wall,
-            anchor="16 requests one after another",
-            goal=goal,
-        )
-        rec.figure("16 requests one after another (CPU)", "CPU s", seq_cpu)
-        rec.figure(
-            "16 requests at once (CPU)",
-            "CPU s",
-            conc_cpu,
-            anchor="16 requests one after another (CPU)",
-            goal=goal,
-        )
+        for unit, seq, conc, tag in (
+            ("wall s", seq_wall, conc_wall, ""),
+            ("CPU s", seq_cpu, conc_cpu, " (CPU)"),
+        ):
+            first = rec.figure(f"16 requests one after another{tag}", unit, seq)
+            rec.figure(f"16 requests at once{tag}", unit, conc, anchor=first["name"], goal=goal)
         stats = server.app.state.batcher.stats
         rec.details["batcher"] = {"batches": stats.batches, "largest_batch": stats.largest_batch}
 
