@@ -11,7 +11,7 @@ from tiny_audio_llm import make_batch, make_tiny_llm, tiny_config
 from auden.auto.auto_model import AutoModel
 from auden.models.audio_llm import AudioEncoderConfig, AudioLlm, JointCtcConfig
 from auden.models.ctc import CtcEncoderConfig, CtcModel, CtcModelConfig
-from auden.models.heads import LabelHeadConfig
+from auden.models.heads import LabelHeadConfig, LabelHeads, pool_utterances
 from auden.training.config import OptimizerConfig
 from auden.training.optim import build_optimizer, parameter_groups
 
@@ -59,7 +59,8 @@ def test_full_encoder_training_reaches_every_encoder_weight(llm_folder):
     grads = _encoder_grads(model)
     # Whisper's positional table is a parameter transformers never trains.
     learnt = {
-        n for n, p in model.audio_encoder.named_parameters()
+        n
+        for n, p in model.audio_encoder.named_parameters()
         if p.requires_grad and "embed_positions" not in n
     }
     assert "encoder.conv1.weight" in learnt and learnt <= grads
@@ -180,10 +181,80 @@ def test_label_heads_learn_from_labelled_rows_only(llm_folder):
 
 
 def test_label_heads_need_two_classes():
-    from auden.models.heads import LabelHeads
-
     with pytest.raises(ValueError, match="at least two classes"):
         LabelHeads(8, [LabelHeadConfig("gender", ["male"])])
+
+
+def test_a_none_class_learns_where_the_field_is_absent_and_reads_as_no_word(llm_folder):
+    """An `event` head says "none" for speech; the LLM reads nothing for it, and evaluation
+    and the cascade see no label there."""
+    from auden.models.projector import ProjectorConfig
+
+    torch.manual_seed(0)
+    event = LabelHeadConfig("event", ["two beeps", "low hum"], none_class="none", weight=1.0)
+    config = tiny_config(
+        llm_folder,
+        ctc=JointCtcConfig(weight=0.3),
+        projector=ProjectorConfig(type="ctc"),
+        labels=[event],
+    )
+    model = AudioLlm.from_config(config).train()
+    batch = _batch()
+    batch.labels = {"event": [None, "low hum"]}  # row 0 is speech: trained toward "none"
+    heads = model.label_heads
+    pooled = pool_utterances(
+        model.run_encoder(batch.features, batch.feature_lens), batch.features, batch.feature_lens
+    )
+    _, counts = heads.loss(pooled, batch.labels)
+    assert counts["event"][1] == 2  # both rows count, the unlabelled one as "none"
+    # Without a none class the unlabelled row adds nothing.
+    plain = LabelHeads(heads.heads["event"].in_features, [LabelHeadConfig("event", ["two beeps", "low hum"])])
+    assert plain.loss(pooled, batch.labels)[1]["event"][1] == 1
+    # Push the head to say "none" for every clip: its label position becomes a zero vector,
+    # and predictions say None (no label), which the cascade leaves out.
+    with torch.no_grad():
+        heads.heads["event"].bias.copy_(torch.tensor([-50.0, -50.0, 50.0]))
+    model.eval()
+    frames, _ = model.encode_audio(batch.features, batch.feature_lens)
+    assert torch.allclose(frames[:, 0], torch.zeros_like(frames[:, 0]), atol=1e-6)
+    assert model.classify(batch) == {"event": [None, None]}
+
+
+def test_a_none_class_must_not_be_one_of_the_classes():
+    with pytest.raises(ValueError, match="none_class 'none' is also one of its classes"):
+        LabelHeads(8, [LabelHeadConfig("event", ["none", "beep"], none_class="none")])
+
+
+def test_feature_statistics_reach_an_mlp_head_and_it_trains_on_a_one_clip_batch(llm_folder):
+    """A head with feature_stats reads the input features' mean and spread (pitch survives a
+    CTC-trained encoder poorly); its BatchNorm must not fail on a batch of one clip."""
+    torch.manual_seed(0)
+    pitch = LabelHeadConfig("pitch", ["low", "high"], hidden=16, feature_stats=True, weight=1.0)
+    config = CtcModelConfig(
+        encoder=CtcEncoderConfig(config="xs"), tokenizer=str(llm_folder), labels=[pitch]
+    )
+    model = CtcModel.from_config(config).train()
+    batch = _batch()
+    batch.labels = {"pitch": ["low", "high"]}
+    model(batch).loss.backward()
+    first = model.label_heads.heads["pitch"][1].weight
+    bins = model.encoder.features.num_mel_bins
+    assert first.shape[1] == model.encoder.output_dim + 2 * bins
+    # The statistics columns get gradient: the head does read them.
+    assert first.grad[:, model.encoder.output_dim :].abs().sum() > 0
+    one = _batch(lens=(90,))
+    one.labels = {"pitch": ["high"]}
+    model(one).loss.backward()  # BatchNorm on one clip: running statistics, no error
+    # The statistics ignore padding: a clip alone pools as it does padded in a batch.
+    out = model.encoder(batch.features, batch.feature_lens)
+    both = pool_utterances(out, batch.features, batch.feature_lens)
+    n = int(batch.feature_lens[1])
+    alone = pool_utterances(
+        model.encoder(batch.features[1:, :n], batch.feature_lens[1:]),
+        batch.features[1:, :n],
+        batch.feature_lens[1:],
+    )
+    assert torch.allclose(both.features[1], alone.features[0], atol=1e-5)
 
 
 def test_ctc_projector_gives_one_position_per_heard_token_after_the_summary():
@@ -205,7 +276,9 @@ def test_ctc_projector_gives_one_position_per_heard_token_after_the_summary():
     silent = torch.full((1, 7, 6), -30.0)
     silent[..., 0] = 0.0
     batch_out, batch_lens = compressor(
-        torch.cat([frames, frames]), torch.tensor([7, 3]), torch.cat([log_probs, silent]),
+        torch.cat([frames, frames]),
+        torch.tensor([7, 3]),
+        torch.cat([log_probs, silent]),
         embeddings,
     )
     assert batch_lens.tolist() == [5, 2]  # a clip without words keeps its summary only
@@ -220,19 +293,24 @@ def test_ctc_projector_needs_the_joint_ctc_head(llm_folder):
         AudioLlm.from_config(config)
 
 
-def test_label_heads_of_the_ctc_export_reach_the_audio_llm_and_show_as_words(
-    llm_folder, tmp_path
-):
+def test_label_heads_of_the_ctc_export_reach_the_audio_llm_and_show_as_words(llm_folder, tmp_path):
     from auden.models.projector import ProjectorConfig
 
     torch.manual_seed(0)
-    labels = [LabelHeadConfig("gender", ["male", "female"]), LabelHeadConfig("pitch", ["low", "high"])]
+    labels = [
+        LabelHeadConfig("gender", ["male", "female"]),
+        LabelHeadConfig("pitch", ["low", "high"]),
+    ]
     ctc = CtcModel.from_config(
-        CtcModelConfig(encoder=CtcEncoderConfig(config="xs"), tokenizer=str(llm_folder), labels=labels)
+        CtcModelConfig(
+            encoder=CtcEncoderConfig(config="xs"), tokenizer=str(llm_folder), labels=labels
+        )
     )
     ctc.save_pretrained(tmp_path / "ctc")
     config = tiny_config(
-        llm_folder, ctc=JointCtcConfig(weight=0.3), projector=ProjectorConfig(type="ctc"),
+        llm_folder,
+        ctc=JointCtcConfig(weight=0.3),
+        projector=ProjectorConfig(type="ctc"),
         labels=labels,
     )
     config.audio_encoder = AudioEncoderConfig(
@@ -247,7 +325,8 @@ def test_label_heads_of_the_ctc_export_reach_the_audio_llm_and_show_as_words(
     summary = config.projector.summary_chunks
     assert (lens >= len(labels) + summary).all()
     # The first position mixes the gender words by the head's probabilities.
-    probs = model.label_heads.probabilities(enc_out)[0]
+    pooled = pool_utterances(enc_out, batch.features, batch.feature_lens)
+    probs = model.label_heads.probabilities(pooled)[0]
     table = model.llm.get_input_embeddings().weight
     words = torch.stack([table[ids].mean(0) for ids in model._label_word_ids[:2]])
     assert torch.allclose(frames[:, 0], probs @ words, atol=1e-5)

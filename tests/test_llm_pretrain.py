@@ -50,3 +50,27 @@ def test_pretrained_llm_learns_to_repeat_and_loads_back(tmp_path):
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
     out = model.generate(ids, max_new_tokens=8, do_sample=False)
     assert tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip() == words[1]
+
+
+def test_label_fields_are_read_out_and_a_sound_without_words_is_read_by_its_labels(tmp_path):
+    """With --label-fields the LLM reads "female fast hello" and, for a sound event that has
+    no words, "rising tone" alone: as the audio LLM's label heads will show them."""
+    from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
+
+    from auden.data.config import DataSource
+
+    def cut(cut_id: str, text: str, custom: dict) -> MonoCut:
+        rec = Recording(cut_id, [], sampling_rate=16000, num_samples=16000, duration=1.0)
+        sup = SupervisionSegment(cut_id, cut_id, 0.0, 1.0, text=text, custom=custom)
+        return MonoCut(cut_id, 0.0, 1.0, 0, supervisions=[sup], recording=rec)
+
+    cuts = CutSet.from_cuts([
+        cut("speech", "hello", {"gender": "female", "speed": "fast", "description": "a voice"}),
+        cut("beep", "", {"event": "rising tone", "description": "a rising tone"}),
+    ])
+    cuts.to_file(tmp_path / "cuts.jsonl.gz")
+    source = DataSource(manifest=tmp_path / "cuts.jsonl.gz", task="describe")
+    read = {e.target: e.spoken for e in collect_examples([source], 1, ("gender", "speed", "event"))}
+    assert read == {"a voice": "female fast hello", "a rising tone": "rising tone"}
+    # Without label fields a sound has nothing to read.
+    assert [e.spoken for e in collect_examples([source], 1)] == ["hello"]

@@ -129,13 +129,18 @@ def model_decoder(
     return Decoder("", task, hypotheses, lambda batch: list(batch.targets))
 
 
+LABEL_SCORED_TASKS = ("transcribe", "describe")
+
+
 def auxiliary_decoders(model: nn.Module, task: str) -> list[Decoder]:
-    """What a model reports beside its replies, on transcribe test sets: the greedy CTC
-    transcripts of an audio LLM's joint-CTC head, the predictions of label heads."""
-    if task != "transcribe":
+    """What a model reports beside its replies: on transcribe test sets, the greedy CTC
+    transcripts of an audio LLM's joint-CTC head; on transcribe and describe test sets
+    (the clip itself), the predictions of label heads, scored where a clip has the label."""
+    if task not in LABEL_SCORED_TASKS:
         return []
     decoders = []
-    if getattr(model, "ctc_head", None) is not None and hasattr(model, "decode_ctc"):
+    has_ctc = getattr(model, "ctc_head", None) is not None and hasattr(model, "decode_ctc")
+    if task == "transcribe" and has_ctc:
         decoders.append(Decoder("_ctc", "transcribe", model.decode_ctc, batch_transcripts))
     heads = getattr(model, "label_heads", None)
     last: dict = {}
@@ -151,7 +156,12 @@ def auxiliary_decoders(model: nn.Module, task: str) -> list[Decoder]:
             Decoder(
                 f"_{name}",
                 LABEL_TASK,
-                lambda batch, name=name: classify(batch)[name],
+                # A none-class prediction (the head says the clip has no such label) is
+                # scored by the class's name.
+                lambda batch, name=name: [
+                    heads.configs[name].none_class if p is None else p
+                    for p in classify(batch)[name]
+                ],
                 lambda batch, name=name: batch.labels.get(name) or [None] * len(batch),
             )
         )
@@ -347,6 +357,8 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
                 f"test set '{source.name}': decoded {len(decoded[0])} of its {num_cuts} cuts"
             )
         for decoder, utts in zip(decoders, decoded):
+            if decoder.suffix and not utts:
+                continue  # a label no clip of this set carries
             name = source.name + decoder.suffix
             scores, scored = score_utterances(name, decoder.task or source.task, utts)
             files = write_results(out_dir, name, suffix, scores, scored)

@@ -33,14 +33,20 @@ from auden.models.chat_inputs import IGNORE_INDEX, ChatTokenizer
 from auden.models.ctc import batch_transcripts
 from auden.models.encoders.base import AudioEncoder, encoder_class
 from auden.models.folder import write_model_folder
-from auden.models.heads import LabelHeadConfig, LabelHeads, ctc_greedy, ctc_loss
+from auden.models.heads import (
+    LabelHeadConfig,
+    LabelHeads,
+    PooledUtterance,
+    ctc_greedy,
+    ctc_loss,
+    pool_utterances,
+)
 from auden.models.lora import LoraConfig, add_lora, base_module, is_lora, merged_copy
 from auden.models.projector import CtcCompressor, Projector, ProjectorConfig
 from auden.models.weights_io import load_weights
 from auden.types import DTYPES, AudioBatch, EncoderOutput, ModelOutput
 
 logger = logging.getLogger(__name__)
-
 
 
 ENCODER_TRAINING = ("frozen", "lora", "top_layers", "full")
@@ -152,14 +158,21 @@ class AudioLlm(nn.Module):
         elif config.ctc.weight < 0:
             raise ValueError(f"model.ctc.weight must be >= 0, got {config.ctc.weight}")
 
-        labels = [LabelHeadConfig(**_plain_label(c)) for c in config.labels]
-        self.label_heads = LabelHeads(audio_encoder.output_dim, labels) if labels else None
+        labels = [LabelHeadConfig.from_any(c) for c in config.labels]
+        self.label_heads = (
+            LabelHeads(audio_encoder.output_dim, labels, audio_encoder.features.num_mel_bins)
+            if labels
+            else None
+        )
         if self.label_heads is not None:
-            # Each class as the LLM's words for it: the mean embedding of its tokens.
+            # Each class as the LLM's words for it: the mean embedding of its tokens (none
+            # for a head's none_class: the LLM reads nothing there).
             ids = [
                 tokenizer(cls_name, add_special_tokens=False).input_ids
+                if cls_name in c.classes
+                else []
                 for c in labels
-                for cls_name in c.classes
+                for cls_name in c.all_classes
             ]
             self._label_word_ids = ids
             if label_heads_state:
@@ -383,7 +396,9 @@ class AudioLlm(nn.Module):
                 enc_out.lens,
                 self._ctc_log_probs(enc_out),
                 embeddings,
-                label_words=self._label_words(enc_out, embeddings),
+                label_words=self._label_words(
+                    pool_utterances(enc_out, features, feature_lens), embeddings
+                ),
             )
         else:
             frames, lens = self.projector(enc_out.frames, enc_out.lens)
@@ -463,19 +478,25 @@ class AudioLlm(nn.Module):
             loss = loss + self.config.ctc.weight * ctc_sum / max(num_labels, 1)
             metrics["ctc_loss"] = float(ctc_sum.detach())
         if self.label_heads is not None:
-            label_loss, _ = self.label_heads.loss(enc_out, batch.labels)
+            pooled = pool_utterances(enc_out, batch.features, batch.feature_lens)
+            label_loss, _ = self.label_heads.loss(pooled, batch.labels)
             loss = loss + label_loss
         return ModelOutput(
             loss=loss, num_targets=num_targets, num_correct=num_correct, metrics=metrics
         )
 
-    def _label_words(self, enc_out: EncoderOutput, embeddings: torch.Tensor) -> list[torch.Tensor]:
+    def _label_words(self, pooled: PooledUtterance, embeddings: torch.Tensor) -> list[torch.Tensor]:
         """Per label head ``[B, H]``: its class words' embeddings weighted by its probabilities."""
         if self.label_heads is None:
             return []
-        words = torch.stack([embeddings[ids].mean(0) for ids in self._label_word_ids])
+        words = torch.stack(
+            [
+                embeddings[ids].mean(0) if ids else embeddings.new_zeros(embeddings.shape[1])
+                for ids in self._label_word_ids
+            ]
+        )
         out, start = [], 0
-        for probs in self.label_heads.probabilities(enc_out):
+        for probs in self.label_heads.probabilities(pooled):
             n = probs.shape[1]
             out.append(probs.to(words.dtype) @ words[start : start + n])
             start += n
@@ -494,8 +515,9 @@ class AudioLlm(nn.Module):
         """The label heads' predictions for every clip (empty without label heads)."""
         if self.label_heads is None:
             return {}
-        enc_out = self.run_encoder(batch.features.to(self.device), batch.feature_lens.to(self.device))
-        return self.label_heads.predict(enc_out)
+        features, lens = batch.features.to(self.device), batch.feature_lens.to(self.device)
+        enc_out = self.run_encoder(features, lens)
+        return self.label_heads.predict(pool_utterances(enc_out, features, lens))
 
     @torch.no_grad()
     def decode_ctc(self, batch: AudioBatch) -> list[str]:
@@ -649,9 +671,7 @@ def _audio_as_text(message: dict, audio_token: str, text: str) -> dict:
     content = message["content"]
     if isinstance(content, str):
         return {**message, "content": content.replace(audio_token, text)}
-    parts = [
-        {"type": "text", "text": text} if p.get("type") == "audio" else p for p in content
-    ]
+    parts = [{"type": "text", "text": text} if p.get("type") == "audio" else p for p in content]
     return {**message, "content": parts}
 
 
@@ -670,12 +690,6 @@ def _pretrained_heads(folder: str | Path) -> dict[str, dict[str, torch.Tensor]]:
         if head in ("ctc_head", "label_heads"):
             heads.setdefault(head, {})[rest] = value
     return heads
-
-
-def _plain_label(c: Any) -> dict:
-    if isinstance(c, LabelHeadConfig):
-        return {"field": c.field, "classes": list(c.classes), "weight": c.weight}
-    return {k: (list(v) if k == "classes" else v) for k, v in dict(c).items()}
 
 
 def _dtype(name: str) -> torch.dtype:

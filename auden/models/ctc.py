@@ -27,7 +27,13 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from auden.audio.features import FeatureSpec
 from auden.models.encoders.zipformer import ZipformerEncoder, resolve_zipformer_config
 from auden.models.folder import read_model_folder, write_model_folder
-from auden.models.heads import LabelHeadConfig, LabelHeads, ctc_greedy, ctc_loss
+from auden.models.heads import (
+    LabelHeadConfig,
+    LabelHeads,
+    ctc_greedy,
+    ctc_loss,
+    pool_utterances,
+)
 from auden.types import AudioBatch, EncoderOutput, ModelOutput
 
 logger = logging.getLogger(__name__)
@@ -90,8 +96,12 @@ class CtcModel(nn.Module):
         self.tokenizer = tokenizer if tokenizer is not None else _load_tokenizer(config.tokenizer)
         self.encoder = encoder if encoder is not None else _build_encoder(config.encoder)
         self.ctc_head = nn.Linear(self.encoder.output_dim, len(self.tokenizer) + 1)
-        labels = [LabelHeadConfig(**_plain(c)) for c in config.labels]
-        self.label_heads = LabelHeads(self.encoder.output_dim, labels) if labels else None
+        labels = [LabelHeadConfig.from_any(c) for c in config.labels]
+        self.label_heads = (
+            LabelHeads(self.encoder.output_dim, labels, self.encoder.features.num_mel_bins)
+            if labels
+            else None
+        )
 
     @classmethod
     def from_config(cls, config: CtcModelConfig | dict) -> CtcModel:
@@ -150,14 +160,17 @@ class CtcModel(nn.Module):
                 name = batch.cut_ids[i] if batch.cuts else f"row {i}"
                 logger.warning(
                     "cut '%s': %d CTC labels but only %d encoder frames; it adds no loss",
-                    name, len(row), int(lens[i]),
+                    name,
+                    len(row),
+                    int(lens[i]),
                 )
         loss_sum, num_labels = ctc_loss(log_probs, lens, labels)
         num_targets = max(num_labels, 1)
         loss = loss_sum / num_targets
         metrics = {"ctc_loss": float(loss_sum.detach())}
         if self.label_heads is not None:
-            label_loss, counts = self.label_heads.loss(out, batch.labels)
+            pooled = pool_utterances(out, batch.features, batch.feature_lens)
+            label_loss, counts = self.label_heads.loss(pooled, batch.labels)
             loss = loss + label_loss
             metrics.update(label_metrics(counts))
         return ModelOutput(loss=loss, num_targets=num_targets, metrics=metrics)
@@ -168,7 +181,7 @@ class CtcModel(nn.Module):
         if self.label_heads is None:
             return {}
         _, out = self._encode(batch)
-        return self.label_heads.predict(out)
+        return self.label_heads.predict(pool_utterances(out, batch.features, batch.feature_lens))
 
     @torch.no_grad()
     def decode(
@@ -213,7 +226,9 @@ class CtcModel(nn.Module):
 
         raw, state = read_model_folder(folder)
         if raw.get("model_type") != "zipformer_ctc":
-            raise ValueError(f"'{folder}' holds model_type '{raw.get('model_type')}', not zipformer_ctc")
+            raise ValueError(
+                f"'{folder}' holds model_type '{raw.get('model_type')}', not zipformer_ctc"
+            )
         config = AutoConfig.from_dict(json.loads(json.dumps(raw)))
         encoder = ZipformerEncoder(resolve_zipformer_config(config.encoder.config))
         model = cls(config, tokenizer=_load_tokenizer(folder), encoder=encoder)
@@ -240,9 +255,3 @@ def label_metrics(counts: dict[str, tuple[int, int]]) -> dict[str, float]:
         metrics[f"{name}_correct"] = float(correct)
         metrics[f"{name}_count"] = float(counted)
     return metrics
-
-
-def _plain(c: Any) -> dict:
-    if isinstance(c, LabelHeadConfig):
-        return asdict(c)
-    return {k: (list(v) if k == "classes" else v) for k, v in dict(c).items()}

@@ -5,15 +5,17 @@ transcribing when the audio LLM adapts it, and label heads (gender, speed, emoti
 teach it what a transcript alone teaches it to ignore, the voice::
 
     heads = LabelHeads(encoder.output_dim, [LabelHeadConfig("gender", ["male", "female"])])
-    loss, correct, counted = heads.loss(enc_out, {"gender": ["male", None]})
-    heads.predict(enc_out)  # {"gender": ["male", "female"]}
+    pooled = pool_utterances(enc_out, features, feature_lens)
+    loss, counts = heads.loss(pooled, {"gender": ["male", None]})
+    heads.predict(pooled)  # {"gender": ["male", "female"]}
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,54 +30,133 @@ BLANK_ID = 0
 class LabelHeadConfig:
     """One utterance-level label: read from ``supervision.custom[field]``, one of ``classes``.
 
-    Cuts without the field (or with a value outside ``classes``) add no loss.
+    Cuts without the field add no loss, unless ``none_class`` names a class for them:
+    then the head also learns that the field is absent (an `event` head says "none" for
+    speech, a `gender` head for a beep), and the LLM reads nothing for that class.
     """
 
     field: str = ""
     classes: list[str] = dataclasses.field(default_factory=list)
     weight: float = 0.1  # times the mean cross-entropy, added to the model's loss
+    none_class: str = ""  # a class for cuts without the field ("" = they add no loss)
+    hidden: int = 0  # 0: a linear head; N: BatchNorm -> N ReLU units -> dropout -> classes
+    # Also read the mean and spread of the input features (spectral level and shape, as
+    # x-vector heads do): a CTC-trained encoder keeps little of the voice's pitch.
+    feature_stats: bool = False
+
+    @classmethod
+    def from_any(cls, c: LabelHeadConfig | Mapping[str, Any]) -> LabelHeadConfig:
+        """From a config node or dict (Hydra gives ListConfig classes: made plain lists)."""
+        fields = dataclasses.asdict(c) if isinstance(c, LabelHeadConfig) else dict(c)
+        return cls(**{k: (list(v) if k == "classes" else v) for k, v in fields.items()})
+
+    @property
+    def all_classes(self) -> list[str]:
+        return [*self.classes, self.none_class] if self.none_class else list(self.classes)
 
 
-def pooled_frames(out: EncoderOutput) -> torch.Tensor:
-    """The mean of each row's valid frames ``[B, D]``: one vector per utterance."""
+@dataclass
+class PooledUtterance:
+    """What label heads read: one vector per clip."""
+
+    frames: torch.Tensor  # [B, D] mean of the valid encoder frames
+    features: torch.Tensor  # [B, 2F] mean and standard deviation of the valid input features
+
+
+def pool_utterances(
+    out: EncoderOutput, features: torch.Tensor, feature_lens: torch.Tensor
+) -> PooledUtterance:
+    """Mean encoder frame and input-feature statistics of each clip, padding excluded."""
     valid = (~out.padding_mask()).to(out.frames.dtype).unsqueeze(-1)
-    return (out.frames * valid).sum(1) / valid.sum(1).clamp(min=1.0)
+    frames = (out.frames * valid).sum(1) / valid.sum(1).clamp(min=1.0)
+    x = features.to(out.frames.device).float()
+    steps = torch.arange(x.shape[1], device=x.device)[None, :]
+    mask = (steps < feature_lens.to(x.device)[:, None]).unsqueeze(-1).float()
+    count = mask.sum(1).clamp(min=1.0)
+    mean = (x * mask).sum(1) / count
+    std = ((((x - mean[:, None]) ** 2) * mask).sum(1) / count).clamp(min=1e-8).sqrt()
+    return PooledUtterance(frames, torch.cat([mean, std], 1).to(out.frames.dtype))
+
+
+class _BatchStandardise(nn.BatchNorm1d):
+    """BatchNorm that falls back to its running statistics on a one-clip training batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] < 2:
+            return nn.functional.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        return super().forward(x)
+
+
+def _head(dim: int, config: LabelHeadConfig) -> nn.Module:
+    classes = len(config.all_classes)
+    if not config.hidden:
+        return nn.Linear(dim, classes)
+    return nn.Sequential(
+        _BatchStandardise(dim),
+        nn.Linear(dim, config.hidden),
+        nn.ReLU(),
+        nn.Dropout(0.3),
+        nn.Linear(config.hidden, classes),
+    )
 
 
 class LabelHeads(nn.Module):
-    """One linear classifier per label over the mean-pooled encoder frames."""
+    """One classifier per label over the pooled encoder frames (and feature statistics)."""
 
-    def __init__(self, dim: int, configs: Sequence[LabelHeadConfig]) -> None:
+    def __init__(self, dim: int, configs: Sequence[LabelHeadConfig], feature_dim: int = 0) -> None:
         super().__init__()
         self.configs = {c.field: c for c in configs}
         for c in configs:
-            if not c.field or len(c.classes) < 2:
+            if not c.field or len(c.all_classes) < 2:
                 raise ValueError(
                     f"model.labels entry {c}: needs a field name and at least two classes"
                 )
+            if c.none_class in c.classes:
+                raise ValueError(
+                    f"model.labels entry '{c.field}': none_class '{c.none_class}' is also "
+                    "one of its classes"
+                )
+            if c.feature_stats and not feature_dim:
+                raise ValueError(
+                    f"model.labels entry '{c.field}': feature_stats needs the encoder's "
+                    "feature size, which this model does not give"
+                )
         if len(self.configs) != len(configs):
             raise ValueError(f"model.labels names a field twice: {[c.field for c in configs]}")
-        self.heads = nn.ModuleDict({c.field: nn.Linear(dim, len(c.classes)) for c in configs})
+        self.heads = nn.ModuleDict(
+            {c.field: _head(dim + (2 * feature_dim if c.feature_stats else 0), c) for c in configs}
+        )
 
     @property
     def fields(self) -> list[str]:
         return list(self.configs)
 
+    def _logits(self, name: str, pooled: PooledUtterance) -> torch.Tensor:
+        x = pooled.frames
+        if self.configs[name].feature_stats:
+            x = torch.cat([x, pooled.features], 1)
+        return self.heads[name](x)
+
     def loss(
-        self, out: EncoderOutput, labels: dict[str, list[str | None]]
+        self, pooled: PooledUtterance, labels: dict[str, list[str | None]]
     ) -> tuple[torch.Tensor, dict[str, tuple[int, int]]]:
         """The weighted sum of mean cross-entropies, and (correct, counted) per field."""
-        pooled = pooled_frames(out)
-        total = pooled.new_zeros(())
+        total = pooled.frames.new_zeros(())
         counts = {}
-        for name, head in self.heads.items():
+        batch = pooled.frames.shape[0]
+        for name in self.heads:
             cfg = self.configs[name]
-            values = labels.get(name) or [None] * pooled.shape[0]
+            classes = cfg.all_classes
+            values = labels.get(name) or [None] * batch
+            if cfg.none_class:
+                values = [cfg.none_class if v is None else v for v in values]
             target = torch.tensor(
-                [cfg.classes.index(v) if v in cfg.classes else -100 for v in values],
-                device=pooled.device,
+                [classes.index(v) if v in classes else -100 for v in values],
+                device=pooled.frames.device,
             )
-            logits = head(pooled)
+            logits = self._logits(name, pooled)
             counted = int((target >= 0).sum())
             if counted:
                 total = total + cfg.weight * F.cross_entropy(logits, target, ignore_index=-100)
@@ -83,18 +164,22 @@ class LabelHeads(nn.Module):
             counts[name] = (correct, counted)
         return total, counts
 
-    def probabilities(self, out: EncoderOutput) -> list[torch.Tensor]:
-        """Each head's class probabilities ``[B, num_classes]``, in config order."""
-        pooled = pooled_frames(out)
-        return [head(pooled).softmax(-1) for head in self.heads.values()]
+    def probabilities(self, pooled: PooledUtterance) -> list[torch.Tensor]:
+        """Each head's class probabilities ``[B, num_classes]`` (none class last), in config order."""
+        return [self._logits(name, pooled).softmax(-1) for name in self.heads]
 
     @torch.no_grad()
-    def predict(self, out: EncoderOutput) -> dict[str, list[str]]:
-        pooled = pooled_frames(out)
-        return {
-            name: [self.configs[name].classes[i] for i in head(pooled).argmax(-1).tolist()]
-            for name, head in self.heads.items()
-        }
+    def predict(self, pooled: PooledUtterance) -> dict[str, list[str | None]]:
+        """Each head's class per clip; ``None`` where it says the field is absent."""
+        out = {}
+        for name in self.heads:
+            cfg = self.configs[name]
+            classes = cfg.all_classes
+            out[name] = [
+                None if cfg.none_class and classes[i] == cfg.none_class else classes[i]
+                for i in self._logits(name, pooled).argmax(-1).tolist()
+            ]
+        return out
 
 
 def ctc_loss(

@@ -69,11 +69,12 @@ class PretrainSettings:
 def collect_examples(
     sources: list[DataSource], seed: int, label_fields: tuple[str, ...] = ()
 ) -> list[TextExample]:
-    """A text example for every cut that carries spoken words, for each source's task.
+    """A text example for every cut that carries spoken words or labels, per source's task.
 
     ``label_fields`` (``supervision.custom`` keys, e.g. gender, speed, pitch) are read out
     before the words ("female fast high the red cat"), as an audio LLM whose encoder has
-    label heads shows them to the LLM (``model.labels`` with ``projector.type=ctc``).
+    label heads shows them to the LLM (``model.labels`` with ``projector.type=ctc``). A
+    clip without words is read by its labels alone (an `event` label: "rising tone").
     """
     examples = []
     for source in sources:
@@ -85,12 +86,13 @@ def collect_examples(
         )
         for cut in load_manifest_lazy(source.manifest):
             spoken = (cut.supervisions[0].text or "").strip() if cut.supervisions else ""
-            if not spoken:
-                continue  # a sound event: nothing to read
-            prompt = task.instruction(cut) or prompts.draw(cut.id, epoch=0, seed=seed)
-            custom = cut.supervisions[0].custom or {}
+            custom = (cut.supervisions[0].custom or {}) if cut.supervisions else {}
             labels = [str(custom[f]) for f in label_fields if custom.get(f)]
-            examples.append(TextExample(" ".join([*labels, spoken]), prompt, task.target(cut)))
+            if not spoken and not labels:
+                continue  # a sound no label names: nothing to read
+            prompt = task.instruction(cut) or prompts.draw(cut.id, epoch=0, seed=seed)
+            words = " ".join([*labels, spoken]).strip()
+            examples.append(TextExample(words, prompt, task.target(cut)))
     if not examples:
         raise ValueError("no cut in the data config has spoken text to learn from")
     return examples

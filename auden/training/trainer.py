@@ -80,7 +80,7 @@ def _fingerprint(state: dict[str, torch.Tensor]) -> tuple[float, float]:
     """Two sums that differ between ranks as soon as their weights do."""
     total, squares = 0.0, 0.0
     for v in state.values():
-        v = v.double()
+        v = v.detach().double()
         total += float(v.sum())
         squares += float((v * v).sum())
     return total, squares
@@ -219,7 +219,11 @@ class Trainer:
             {
                 "rng": capture_rng_state(),
                 "last_cut_ids": list(self.last_cut_ids),
-                "fingerprint": _fingerprint(model_state),
+                # Parameters only: buffers (BatchNorm statistics) are each rank's own under
+                # DDP, which broadcasts rank 0's before every forward; rank 0's are saved.
+                "fingerprint": _fingerprint(
+                    {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+                ),
                 "readers": self.train_data.state_dict(),
             }
         )

@@ -30,7 +30,7 @@ audio_llm_steps=600   # audio LLM training steps
 encoder_train=full    # what of the encoder adapts in stage 3: frozen | lora | top_layers | full
 ctc_weight=0.3        # joint CTC loss weight in stage 3 (0: off; needs --projector mlp)
 projector=ctc         # ctc: a position per CTC token + voice summary | mlp: frames stacked by 4
-labels=true           # gender/speed/pitch heads on the encoder (stage 1 and 3), read out in stage 2
+labels=true           # gender/speed/pitch/event heads on the encoder (stage 1 and 3), read out in stage 2
 avg=4                 # checkpoints averaged for evaluation and export
 exp=exp               # where the runs go
 
@@ -59,7 +59,7 @@ save_every() { echo $(($1 / (avg + 1))); }
 
 # Without label heads, the model configs' `labels` lists are emptied and stage 2 reads none out.
 no_labels=""
-label_fields="gender speed pitch"
+label_fields="gender speed pitch event"
 if [ "$labels" != true ]; then no_labels="model.labels=[]"; label_fields=""; fi
 
 if in_stage 1 "pretrain the encoder with CTC"; then

@@ -4,7 +4,7 @@
     <config-dir>/train_data.yaml  [{manifest, task, weight, prompt_file}]  (train split)
     <config-dir>/valid_data.yaml  [{manifest, task, weight, prompt_file}]  (dev split)
     <config-dir>/test_data.yaml   [{name, manifest, task, prompt_file}]    (test-seen, test-unseen)
-    <config-dir>/ctc_{train,valid,test}_data.yaml: the same, transcribe only (CTC pretraining)
+    <config-dir>/ctc_{train,valid,test}_data.yaml: CTC pretraining (transcribe + describe; test: transcribe)
 
 When the configs go into the recipe folder, paths inside it are written relative to it
 (train.py runs there); otherwise every path is written absolute.
@@ -25,6 +25,7 @@ RECIPE_DIR = Path(__file__).resolve().parents[1]
 TRAIN_WEIGHTS = {"transcribe": 2.0, "continue": 1.0, "describe": 1.0, "answer": 1.0, "instruct": 1.0}
 TEST_SPLITS = ("test-seen", "test-unseen")
 INSTRUCTION_TASKS = ("instruct",)
+CTC_TRAIN_TASKS = ("transcribe", "describe")
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -70,8 +71,14 @@ def make_configs(fbank_dir: Path, prompt_dir: Path, config_dir: Path) -> list[Pa
             for split in TEST_SPLITS for t in TASK_KINDS
         ],
     }
-    for name in ("train_data.yaml", "valid_data.yaml", "test_data.yaml"):
-        configs[f"ctc_{name}"] = [e for e in configs[name] if e["task"] == "transcribe"]
+    # CTC pretraining also hears the sound events (in describe: a clip without words has
+    # no transcribe target), so that its label heads learn the event and that speech is not one.
+    for name, tasks in (
+        ("train_data.yaml", CTC_TRAIN_TASKS),
+        ("valid_data.yaml", CTC_TRAIN_TASKS),
+        ("test_data.yaml", ("transcribe",)),
+    ):
+        configs[f"ctc_{name}"] = [e for e in configs[name] if e["task"] in tasks]
     config_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, entries in configs.items():
