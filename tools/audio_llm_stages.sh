@@ -12,7 +12,8 @@
 #   stage 0: prepare (the recipe's prepare.sh: manifests, features, data configs)
 #   stage 1: pretrain the encoder with CTC on the transcripts (configs/train_ctc.yaml, labels
 #            = the LLM's tokens), score its greedy CTC output, export it to <exp>/ctc/export
-#   stage 2: the LLM: --llm as it is, or text-pretrained on the recipe's data (--llm-steps > 0)
+#   stage 2: the LLM: --llm as it is, or text-pretrained on the recipe's data (--llm-steps > 0,
+#            train.py --config-name train_llm, exported to <exp>/llm/export)
 #   stage 3: the audio LLM (configs/train.yaml) on the stage-1 encoder (or --encoder), the
 #            encoder adapting as --encoder-train says, with joint CTC (--ctc-weight)
 #   stage 4: evaluate the averaged audio LLM (and its joint CTC head), then the same LLM
@@ -22,7 +23,7 @@
 #
 # Stage 3 never trains a Zipformer from scratch through the LLM loss alone: that does not
 # learn (mini_en: ~99% WER after 15 minutes). It needs stage 1's export or --encoder.
-# Extra Hydra overrides go through --ctc-args, --audio-llm-args and --eval-args.
+# Extra Hydra overrides go through --ctc-args, --llm-args, --audio-llm-args and --eval-args.
 set -euo pipefail
 stage=${stage:-0}                          # first stage to run
 stop_stage=${stop_stage:-5}                # last stage to run
@@ -33,12 +34,13 @@ encoder=${encoder:-}                       # stage 3 encoder instead of stage 1'
 ctc_steps=${ctc_steps:-80000}              # stage 1: CTC pretraining steps
 ctc_args=${ctc_args:-}                     # stage 1: more train.py overrides ("model.encoder.config=large ...")
 llm_steps=${llm_steps:-0}                  # stage 2: text-pretraining steps of the LLM; 0 uses --llm as it is
+llm_args=${llm_args:-}                     # stage 2: more train.py overrides (configs: egs/shared/configs/train_llm.yaml)
 audio_llm_steps=${audio_llm_steps:-100000} # stage 3: audio LLM training steps
 encoder_train=${encoder_train:-full}       # stage 3: what of the encoder adapts: frozen | lora | top_layers | full
 encoder_lr=${encoder_lr:-}                 # stage 3: the encoder's learning rate (empty: trainer.optimizer.lr)
 ctc_weight=${ctc_weight:-0.3}              # stage 3: joint CTC loss weight (0: off)
 audio_llm_args=${audio_llm_args:-}         # stage 3: more train.py overrides
-save_every=${save_every:-4000}             # stages 1 and 3: checkpoint interval in steps
+save_every=${save_every:-4000}             # stages 1-3: checkpoint interval in steps
 avg=${avg:-5}                              # checkpoints averaged for evaluation and export
 eval_args=${eval_args:-}                   # stages 1 and 4: more evaluate.py overrides
 
@@ -125,8 +127,12 @@ fi
 if in_stage 2 "the LLM"; then
   need_llm
   if [ "$llm_steps" -gt 0 ]; then
-    python -m auden.training.llm_pretrain --llm "$llm" --data-config configs/train_data.yaml \
-      --out "$llm_exp/export" --num-steps "$llm_steps"
+    # The same trainer as stages 1 and 3 (egs/shared/configs/train_llm.yaml, model=text_llm);
+    # the export is a plain transformers folder with the audio token, what stage 3 reads.
+    # shellcheck disable=SC2086
+    launch train.py --config-name train_llm exp_dir="$llm_exp" model.pretrained_model="$llm" \
+      trainer.num_steps="$llm_steps" trainer.save_every_n="$save_every" $llm_args
+    auden export "$llm_exp" --filename "checkpoint-$llm_steps.pt" --out "$llm_exp/export"
   else
     python -c 'import sys; from transformers import AutoConfig, AutoTokenizer
 AutoConfig.from_pretrained(sys.argv[1]); AutoTokenizer.from_pretrained(sys.argv[1])' "$llm" \

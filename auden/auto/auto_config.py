@@ -23,6 +23,7 @@ from typing import Any
 CONFIG_CLASSES: dict[str, str] = {
     "audio_llm": "auden.models.audio_llm:AudioLlmConfig",
     "zipformer_ctc": "auden.models.ctc:CtcModelConfig",
+    "text_llm": "auden.models.text_llm:TextLlmConfig",
 }
 
 

@@ -21,6 +21,7 @@ from auden.auto.auto_config import CONFIG_CLASSES, AutoConfig, config_to_dict, i
 MODEL_CLASSES: dict[str, str] = {
     "audio_llm": "auden.models.audio_llm:AudioLlm",
     "zipformer_ctc": "auden.models.ctc:CtcModel",
+    "text_llm": "auden.models.text_llm:TextLlm",
 }
 
 

@@ -118,6 +118,7 @@ class BadCutMode(str, Enum):
 @dataclass
 class SamplerConfig:
     max_duration: float = 200.0  # seconds of audio per batch and rank
+    max_cuts: int | None = None  # at most this many cuts per batch and rank (None: no limit)
     # 50 buckets: 97.7% of the frames in a batch are real audio on a LibriSpeech-like mix,
     # against 90.3% with 10 and 96.4% with 30 (benchmarks/bench_sampler.py).
     num_buckets: int = 50

@@ -93,6 +93,21 @@ class PrecomputedInput:
         return _pad_batch(feats, num_frames, fill, self.num_features or 0), lens
 
 
+class NoAudioInput:
+    """For a model that reads no audio (a text LLM learning from the transcripts): nothing
+    is read from disk, and every row gets zero frames (features ``[B, 0, 0]``)."""
+
+    num_features: int | None = 0
+
+    def load(self, cut: Cut) -> tuple[torch.Tensor, int]:
+        return torch.empty(0, 0), 0
+
+    def collate(
+        self, feats: list[torch.Tensor], valid: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.empty(len(feats), 0, 0), torch.zeros(len(feats), dtype=torch.int64)
+
+
 class OnTheFlyInput:
     """Features computed from the audio in the dataloader workers."""
 

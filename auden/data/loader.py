@@ -9,7 +9,8 @@ to ranks batch by batch; a resume replays the epoch's cut metadata) and
 one segment), taken with ``data.sharded=true`` or any ``shar_dir`` source.
 
 ``ModelHints`` is what the model tells the data pipeline: whether a target fits a clip
-(a callable) and how to count target tokens, for the "clip too short" filter.
+(a callable) and how to count target tokens, for the "clip too short" filter; and whether
+it reads audio at all (a text LLM does not: no features are loaded for it).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from auden.audio.features import build_feature_extractor
 from auden.data.config import DataConfig, load_data_config
 from auden.data.dataset import AudioLlmDataset, BatchAugment
 from auden.data.filters import CountTokensFn, CutFilter, FilterSpec, FitsFn
-from auden.data.inputs import FeatureInput, OnTheFlyInput, PrecomputedInput
+from auden.data.inputs import FeatureInput, NoAudioInput, OnTheFlyInput, PrecomputedInput
 from auden.data.mixing import WeightedMixture, concat_sources
 from auden.data.sampler import ResumableSampler, build_sampler
 from auden.data.sharded import PositionTracker, ShardedStream, ShardPlan
@@ -42,6 +43,7 @@ SPEED_FACTORS = (0.9, 1.0, 1.1)
 class ModelHints:
     fits: FitsFn | None = None
     count_tokens: CountTokensFn | None = None
+    reads_audio: bool = True
 
 
 def build_inputs(cfg: DataConfig) -> FeatureInput:
@@ -100,12 +102,12 @@ def _loader(dataset, sampler, num_workers: int, seed: int) -> DataLoader:
     )
 
 
-def _train_dataset(cfg: DataConfig, seed: int) -> AudioLlmDataset:
+def _train_dataset(cfg: DataConfig, seed: int, reads_audio: bool = True) -> AudioLlmDataset:
     return AudioLlmDataset(
-        build_inputs(cfg),
+        build_inputs(cfg) if reads_audio else NoAudioInput(),
         seed=seed,
         training=True,
-        augment=build_augment(cfg),
+        augment=build_augment(cfg) if reads_audio else BatchAugment(),
         bad_cut=config_value(cfg.bad_cut),
     )
 
@@ -127,7 +129,7 @@ class _TrainSplit:
             raise ValueError("data.train_data_config is empty: name a training data config")
         self.sources = load_data_config(cfg.train_data_config)
         self.filter = _filter(cfg, hints)
-        self.dataset = _train_dataset(cfg, seed)
+        self.dataset = _train_dataset(cfg, seed, hints.reads_audio)
         self.num_workers = cfg.num_workers
         self.seed = seed
         self._build(cfg, rank=rank, world_size=world_size, prompt_file=prompt_file or None)
@@ -279,7 +281,7 @@ def build_valid_loader(
         shuffle=False,
     )
     dataset = AudioLlmDataset(
-        build_inputs(cfg),
+        build_inputs(cfg) if hints.reads_audio else NoAudioInput(),
         seed=seed,
         training=True,
         bad_cut=config_value(cfg.bad_cut),

@@ -47,6 +47,7 @@ def build_sampler(
     return DynamicBucketingSampler(
         cuts,
         max_duration=cfg.max_duration,
+        max_cuts=cfg.max_cuts,
         duration_bins=bins,
         shuffle=cfg.shuffle if shuffle is None else shuffle,
         drop_last=cfg.drop_last,

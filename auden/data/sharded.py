@@ -281,7 +281,10 @@ def bucket_batches(cuts: list[Cut], cfg: SamplerConfig, seed: int) -> list[CutSe
         if cfg.shuffle:
             rng.shuffle(bucket)
         batches.extend(
-            DurationBatcher(bucket, max_duration=cfg.max_duration, drop_last=cfg.drop_last)
+            DurationBatcher(
+                bucket, max_duration=cfg.max_duration, max_cuts=cfg.max_cuts,
+                drop_last=cfg.drop_last,
+            )
         )
     if cfg.shuffle:
         rng.shuffle(batches)

@@ -29,7 +29,12 @@ from transformers.initialization import no_init_weights
 
 from auden.audio.features import FeatureSpec, build_feature_extractor, extract_padded
 from auden.auto.auto_config import AutoConfig, config_to_dict
-from auden.models.chat_inputs import IGNORE_INDEX, ChatTokenizer
+from auden.models.chat_inputs import (
+    IGNORE_INDEX,
+    ChatTokenizer,
+    audio_as_text,
+    ensure_audio_token,
+)
 from auden.models.ctc import batch_transcripts
 from auden.models.encoders.base import AudioEncoder, encoder_class
 from auden.models.folder import write_model_folder
@@ -136,7 +141,7 @@ class AudioLlm(nn.Module):
         super().__init__()
         self.config = config
         self.tokenizer = tokenizer
-        _ensure_audio_token(llm, tokenizer, config.audio_token)
+        ensure_audio_token(llm, tokenizer, config.audio_token)
         self.chat = ChatTokenizer(tokenizer, config.audio_token)
         llm_dim = llm.get_input_embeddings().embedding_dim
         self.audio_encoder = audio_encoder
@@ -590,24 +595,23 @@ class AudioLlm(nn.Module):
         """The LLM alone, reading ``texts`` where each clip would be: the cascade and
         text-ceiling baselines. LoRA adapters are off, so this is the LLM the audio LLM
         was built on (for mini_en: the text-pretrained one)."""
-        rows = []
-        for i, (text, conversation) in enumerate(zip(texts, messages)):
-            spoken = [_audio_as_text(m, self.config.audio_token, text) for m in conversation]
-            rendered = self.chat.segments(spoken, f"row {i}", for_generation=True)[0][0]
-            rows.append(self.tokenizer(rendered, add_special_tokens=False).input_ids)
-        length = max(len(r) for r in rows)
+        spoken = [
+            [audio_as_text(m, self.config.audio_token, text) for m in conversation]
+            for text, conversation in zip(texts, messages, strict=True)
+        ]
+        chat = self.chat.encode_text(
+            spoken, [f"row {i}" for i in range(len(spoken))], for_generation=True
+        )
         device = self.device
-        ids = torch.full((len(rows), length), self.chat.pad_token_id, dtype=torch.int64)
-        mask = torch.zeros_like(ids)
-        for i, row in enumerate(rows):
-            ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.int64)
-            mask[i, length - len(row) :] = 1
         kwargs = self._generation_kwargs(generation_kwargs)
         adapters_off = self.llm.disable_adapter() if is_lora(self.llm) else nullcontext()
         with adapters_off:
             out = self.llm.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs
+                input_ids=chat.input_ids.to(device),
+                attention_mask=chat.attention_mask.to(device),
+                **kwargs,
             )
+        length = chat.input_ids.shape[1]
         texts = self.tokenizer.batch_decode(out[:, length:], skip_special_tokens=True)
         return [t.strip() for t in texts]
 
@@ -666,15 +670,6 @@ class AudioLlm(nn.Module):
         return sorted(i for i in ids if i is not None)
 
 
-def _audio_as_text(message: dict, audio_token: str, text: str) -> dict:
-    """A message with its audio (token or part) replaced by ``text``."""
-    content = message["content"]
-    if isinstance(content, str):
-        return {**message, "content": content.replace(audio_token, text)}
-    parts = [{"type": "text", "text": text} if p.get("type") == "audio" else p for p in content]
-    return {**message, "content": parts}
-
-
 def _pretrained_heads(folder: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     """The ``ctc_head`` and ``label_heads`` weights of a ``zipformer_ctc`` folder (none
     for other folders), by head."""
@@ -717,14 +712,3 @@ def _clip_names(cuts: list, n: int) -> list[str]:
     if len(cuts) == n:
         return [f"cut '{c.id}'" for c in cuts]
     return [f"clip {i}" for i in range(n)]
-
-
-def _ensure_audio_token(llm: nn.Module, tokenizer, audio_token: str) -> None:
-    """Add the audio token to the tokenizer, and grow the embeddings, only when absent."""
-    if audio_token not in tokenizer.get_vocab():
-        tokenizer.add_tokens([audio_token], special_tokens=True)
-        logger.info("added audio token %s to the tokenizer", audio_token)
-    token_id = tokenizer.convert_tokens_to_ids(audio_token)
-    if token_id >= llm.get_input_embeddings().num_embeddings:
-        llm.resize_token_embeddings(len(tokenizer))
-        logger.info("resized the LLM's embeddings to %d", len(tokenizer))

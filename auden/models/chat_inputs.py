@@ -16,9 +16,13 @@ naming the clip.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 
@@ -48,6 +52,30 @@ def content_to_text(content: str | list, audio_token: str, where: str) -> str:
         else:
             raise ValueError(f"{where}: unknown content part {part!r} (type 'audio' or 'text')")
     return " ".join(pieces)
+
+
+def ensure_audio_token(llm: nn.Module, tokenizer, audio_token: str) -> None:
+    """Add the audio token to the tokenizer, and grow the embeddings, only when absent
+    (an LLM such as Qwen2.5 has none; the audio LLM needs one in every prompt)."""
+    if audio_token not in tokenizer.get_vocab():
+        tokenizer.add_tokens([audio_token], special_tokens=True)
+        logger.info("added audio token %s to the tokenizer", audio_token)
+    token_id = tokenizer.convert_tokens_to_ids(audio_token)
+    if token_id >= llm.get_input_embeddings().num_embeddings:
+        llm.resize_token_embeddings(len(tokenizer))
+        logger.info("resized the LLM's embeddings to %d", len(tokenizer))
+
+
+def audio_as_text(message: dict, audio_token: str, text: str) -> dict:
+    """A message with its audio (token or part) replaced by ``text``: what an LLM reads
+    when words stand where the clip would be (text pretraining, the text baselines)."""
+    content = message["content"]
+    if isinstance(content, str):
+        return {**message, "content": content.replace(audio_token, text)}
+    parts = [
+        {"type": "text", "text": text} if p.get("type") == "audio" else p for p in content
+    ]
+    return {**message, "content": parts}
 
 
 class ChatTokenizer:
@@ -172,6 +200,24 @@ class ChatTokenizer:
                     )
                 ]
             rows.append(expanded)
+            label_rows.append(labels)
+        return self._pad(rows, None if for_generation else label_rows, left=for_generation)
+
+    def encode_text(
+        self, batch_messages: list[list[dict]], names: list[str], *, for_generation: bool
+    ) -> ChatInputs:
+        """Token ids for conversations without audio (see :func:`audio_as_text`); padded
+        as :meth:`encode` pads, labels on the assistant replies only."""
+        rows: list[list[int]] = []
+        label_rows: list[list[int]] = []
+        for messages, name in zip(batch_messages, names, strict=True):
+            ids: list[int] = []
+            labels: list[int] = []
+            for text, is_label in self.segments(messages, name, for_generation=for_generation):
+                piece = self.tokenizer(text, add_special_tokens=False).input_ids
+                ids += piece
+                labels += piece if is_label else [IGNORE_INDEX] * len(piece)
+            rows.append(ids)
             label_rows.append(labels)
         return self._pad(rows, None if for_generation else label_rows, left=for_generation)
 

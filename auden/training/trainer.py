@@ -73,7 +73,9 @@ def model_hints(model: SpeechModel) -> ModelHints:
     def count_tokens(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    return ModelHints(fits=model.target_fits, count_tokens=count_tokens)
+    return ModelHints(
+        fits=model.target_fits, count_tokens=count_tokens, reads_audio=model.features is not None
+    )
 
 
 def _fingerprint(state: dict[str, torch.Tensor]) -> tuple[float, float]:

@@ -73,8 +73,12 @@ if in_stage 1 "pretrain the encoder with CTC"; then
 fi
 
 if in_stage 2 "pretrain the LLM on text"; then
-  python -m auden.training.llm_pretrain --llm data/llm --data-config configs/train_data.yaml \
-    --out "$llm_exp/export" --num-steps "$llm_steps" --lr 0.003 --label-fields $label_fields
+  # The same trainer as the other stages (configs/train_llm.yaml, model=text_llm); the
+  # export is a plain transformers folder, what stage 3 reads as model.llm.pretrained_model.
+  torchrun --standalone --nproc_per_node "$nproc" train.py --config-name train_llm \
+    exp_dir="$llm_exp" trainer.num_steps="$llm_steps" \
+    trainer.save_every_n="$(save_every "$llm_steps")" "model.label_fields=[${label_fields// /,}]"
+  auden export "$llm_exp" --filename "checkpoint-$llm_steps.pt" --out "$llm_exp/export"
   end_stage
 fi
 
