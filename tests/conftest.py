@@ -68,6 +68,15 @@ def training_setup(tiny_corpus, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def llm_folder(tmp_path_factory) -> Path:
+    """A random tiny Qwen2 folder with the audio token (tests/tiny_audio_llm.py), shared
+    read-only by the audio-LLM tests."""
+    from tiny_audio_llm import make_tiny_llm
+
+    return make_tiny_llm(tmp_path_factory.mktemp("llm") / "tiny_qwen2")
+
+
+@pytest.fixture(scope="session")
 def exported_audio_llm(tmp_path_factory) -> Path:
     """A tiny AudioLlm (Whisper-style encoder, tiny LLM) as `auden export` writes it.
     Shared read-only; a test that damages the folder copies it first."""

@@ -19,11 +19,6 @@ from auden.models.chat_inputs import IGNORE_INDEX
 from auden.models.lora import LoraConfig
 
 
-@pytest.fixture(scope="module")
-def llm_folder(tmp_path_factory):
-    return make_tiny_llm(tmp_path_factory.mktemp("llm") / "tiny_qwen2")
-
-
 @pytest.fixture
 def model(llm_folder):
     torch.manual_seed(0)

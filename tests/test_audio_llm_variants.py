@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from tiny_audio_llm import make_batch, make_tiny_llm, tiny_config, user_turn
+from tiny_audio_llm import random_batch, tiny_config, user_turn
 
 from auden.auto.auto_config import config_to_dict
 from auden.auto.auto_model import AutoModel
@@ -11,23 +11,12 @@ from auden.models.encoders.whisper import WhisperEncoder
 from auden.models.lora import LoraConfig
 
 
-@pytest.fixture(scope="module")
-def llm_folder(tmp_path_factory):
-    return make_tiny_llm(tmp_path_factory.mktemp("llm") / "tiny_qwen2")
-
-
-def _batch(lens=(90, 41)):
-    g = torch.Generator().manual_seed(1)
-    feats = torch.randn(len(lens), max(lens), 80, generator=g)
-    return make_batch(feats, torch.tensor(lens), ["hello world", "a quick brown fox"][: len(lens)])
-
-
 def test_zipformer_encoder_feeds_the_llm_and_survives_export(llm_folder, tmp_path):
     torch.manual_seed(0)
     config = tiny_config(llm_folder)
     config.audio_encoder = AudioEncoderConfig(model_type="zipformer", config="tiny")
     model = AudioLlm.from_config(config).eval()
-    batch = _batch()
+    batch = random_batch()
     with torch.no_grad():
         logits, _ = model.compute_logits(batch)
     model.save_pretrained(tmp_path / "export")
@@ -50,7 +39,7 @@ def test_checkpoint_of_trainable_params_rebuilds_the_same_model(llm_folder, tmp_
     config.llm.lora = LoraConfig(enabled=True, r=4)
     model = AudioLlm.from_config(config)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    batch = _batch()
+    batch = random_batch()
     for _ in range(3):
         optimizer.zero_grad()
         model(batch).loss.backward()
@@ -86,7 +75,7 @@ def test_encoder_lora_trains_adapters_only_and_is_merged_on_export(llm_folder, t
             if "lora_B" in n:
                 p.normal_(std=0.5)
     model.eval()
-    batch = _batch()
+    batch = random_batch()
     with torch.no_grad():
         expected, _ = model.compute_logits(batch)
     model.save_pretrained(tmp_path / "export")
@@ -109,18 +98,15 @@ def test_bfloat16_llm_trains_and_generates(llm_folder, tmp_path):
     config.llm.dtype = "bfloat16"
     model = AudioLlm.from_config(config)
     assert model.llm.get_input_embeddings().weight.dtype == torch.bfloat16
-    out = model(_batch())
+    batch = random_batch()
+    out = model(batch)
     assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
     out.loss.backward()
     model.eval()
-    assert (
-        len(
-            model.generate(
-                (_batch().features, _batch().feature_lens), [[user_turn()]] * 2, max_new_tokens=2
-            )
-        )
-        == 2
+    replies = model.generate(
+        (batch.features, batch.feature_lens), [[user_turn()]] * 2, max_new_tokens=2
     )
+    assert len(replies) == 2
     model.save_pretrained(tmp_path / "export")
     loaded = AudioLlm.from_pretrained(tmp_path / "export")
     assert loaded.llm.get_input_embeddings().weight.dtype == torch.bfloat16

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_audio_llm import make_batch, make_tiny_llm, tiny_config
+from tiny_audio_llm import make_tiny_llm, random_batch, tiny_config
 
 from auden.auto.auto_model import AutoModel
 from auden.models.audio_llm import AudioEncoderConfig, AudioLlm, JointCtcConfig
@@ -18,17 +18,9 @@ from auden.training.optim import build_optimizer, parameter_groups
 TEXTS = ["hello world", "a quick brown fox"]
 
 
-@pytest.fixture(scope="module")
-def llm_folder(tmp_path_factory):
-    return make_tiny_llm(tmp_path_factory.mktemp("llm") / "tiny_qwen2")
-
 
 def _batch(lens=(90, 41)):
-    g = torch.Generator().manual_seed(1)
-    feats = torch.randn(len(lens), max(lens), 80, generator=g)
-    batch = make_batch(feats, torch.tensor(lens), TEXTS[: len(lens)])
-    batch.texts = list(TEXTS[: len(lens)])
-    return batch
+    return random_batch(lens, TEXTS)
 
 
 def _model(llm_folder, train: str, **encoder) -> AudioLlm:

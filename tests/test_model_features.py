@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny_audio_llm import make_tiny_llm, tiny_config
+from tiny_audio_llm import tiny_config
 from tiny_training import make_training_setup
 
 from auden.auto.auto_model import AutoModel
@@ -23,10 +23,6 @@ from auden.training.trainer import Trainer
 WHISPER_128 = {"d_model": 64, "encoder_layers": 2, "encoder_attention_heads": 4,
                "encoder_ffn_dim": 128, "num_mel_bins": 128}
 
-
-@pytest.fixture(scope="module")
-def llm_folder(tmp_path_factory):
-    return make_tiny_llm(tmp_path_factory.mktemp("features_llm") / "llm")
 
 
 def whisper_config(llm_folder: Path, bins: int):

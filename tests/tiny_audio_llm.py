@@ -63,6 +63,13 @@ def make_batch(
     )
 
 
+def random_batch(lens=(90, 41), texts=("hello world", "a quick brown fox")) -> AudioBatch:
+    """Seeded random 80-bin features of ``lens`` frames, each row transcribing ``texts``."""
+    g = torch.Generator().manual_seed(1)
+    feats = torch.randn(len(lens), max(lens), 80, generator=g)
+    return make_batch(feats, torch.tensor(lens), list(texts[: len(lens)]))
+
+
 @torch.no_grad()
 def make_outputs_input_dependent(model) -> None:
     """A freshly initialised tiny LLM repeats one token whatever it hears; widen its weights
