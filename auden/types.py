@@ -3,7 +3,9 @@
 The data pipeline produces an :class:`AudioBatch`; every encoder returns an
 :class:`EncoderOutput`; every trainable model's ``forward(batch)`` returns a
 :class:`ModelOutput`; :class:`SpeechModel` is what the trainer, evaluate.py and export
-may rely on from any model, and :class:`AudioChatModel` what inference adds. This module
+may rely on from any model, and :class:`AudioChatModel` what inference adds;
+:class:`LabelClassifier` and :class:`CtcTranscriber` are what some models report beside
+their replies (checked with ``isinstance``, never by probing attributes). This module
 imports no other auden package, so both ``auden.data`` and ``auden.models`` can use it::
 
     batch = next(iter(loader))          # AudioBatch, features [B, T, F]
@@ -139,7 +141,15 @@ class SpeechModel(Protocol):
 
 @runtime_checkable
 class AudioChatModel(SpeechModel, Protocol):
-    """A model that answers a chat about raw audio (what ``auden transcribe|chat`` use)."""
+    """A model that answers a chat about raw audio (what ``auden transcribe|chat`` use).
+
+    ``generate_from_frames`` continues after the encoder (the pipeline encodes long clips
+    window by window); ``generate_from_text`` is its LLM alone, reading text where each
+    clip would be (evaluate.py's cascade and text baselines).
+    """
+
+    audio_encoder: Any  # an auden.models.encoders AudioEncoder (window limits, model_type)
+    projector: Any
 
     def generate(
         self,
@@ -147,3 +157,44 @@ class AudioChatModel(SpeechModel, Protocol):
         messages: list[list[dict]],
         **kwargs: Any,
     ) -> list[str]: ...
+
+    def encode_audio(
+        self, features: torch.Tensor, feature_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def generate_from_frames(
+        self,
+        frames: torch.Tensor,
+        lens: torch.Tensor,
+        messages: list[list[dict]],
+        **kwargs: Any,
+    ) -> list[str]: ...
+
+    def generate_from_text(
+        self, texts: list[str], messages: list[list[dict]], **kwargs: Any
+    ) -> list[str]: ...
+
+
+@runtime_checkable
+class LabelClassifier(Protocol):
+    """A model with utterance-label heads (gender, speed...): evaluate.py scores each
+    field, and the text baselines read the predicted labels as words."""
+
+    @property
+    def label_fields(self) -> list[str]: ...  # the supervision.custom fields it predicts
+
+    def classify(self, batch: AudioBatch) -> dict[str, list[str | None]]: ...  # field -> [B]
+
+    # The class a None prediction of ``field`` is scored as ("" when its head has none).
+    def label_none_class(self, field: str) -> str: ...
+
+
+@runtime_checkable
+class CtcTranscriber(Protocol):
+    """A model with a CTC head beside its own replies (an audio LLM's joint CTC):
+    evaluate.py scores its greedy transcripts, and the cascade baseline reads them."""
+
+    @property
+    def has_ctc(self) -> bool: ...  # False: built without the head (ctc.weight 0)
+
+    def decode_ctc(self, batch: AudioBatch) -> list[str]: ...

@@ -42,7 +42,13 @@ from auden.decoding.config import EvalConfig, as_eval_config
 from auden.decoding.metrics import LABEL_TASK, DecodedUtterance, TaskScores, score_utterances
 from auden.decoding.writers import format_table, write_results
 from auden.models.ctc import batch_transcripts
-from auden.types import AudioBatch, config_value
+from auden.types import (
+    AudioBatch,
+    AudioChatModel,
+    CtcTranscriber,
+    LabelClassifier,
+    config_value,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +145,8 @@ def auxiliary_decoders(model: nn.Module, task: str) -> list[Decoder]:
     if task not in LABEL_SCORED_TASKS:
         return []
     decoders = []
-    has_ctc = getattr(model, "ctc_head", None) is not None and hasattr(model, "decode_ctc")
-    if task == "transcribe" and has_ctc:
+    if task == "transcribe" and _has_ctc(model):
         decoders.append(Decoder("_ctc", "transcribe", model.decode_ctc, batch_transcripts))
-    heads = getattr(model, "label_heads", None)
     last: dict = {}
 
     def classify(batch: AudioBatch) -> dict[str, list[str]]:
@@ -151,7 +155,7 @@ def auxiliary_decoders(model: nn.Module, task: str) -> list[Decoder]:
             last.update(batch=batch, labels=model.classify(batch))
         return last["labels"]
 
-    for name in heads.fields if heads is not None else []:
+    for name in _label_fields(model):
         decoders.append(
             Decoder(
                 f"_{name}",
@@ -159,13 +163,23 @@ def auxiliary_decoders(model: nn.Module, task: str) -> list[Decoder]:
                 # A none-class prediction (the head says the clip has no such label) is
                 # scored by the class's name.
                 lambda batch, name=name: [
-                    heads.configs[name].none_class if p is None else p
+                    model.label_none_class(name) if p is None else p
                     for p in classify(batch)[name]
                 ],
                 lambda batch, name=name: batch.labels.get(name) or [None] * len(batch),
             )
         )
     return decoders
+
+
+def _has_ctc(model: nn.Module) -> bool:
+    """Whether the model has a CTC head beside its own replies (an audio LLM's joint CTC)."""
+    return isinstance(model, CtcTranscriber) and model.has_ctc
+
+
+def _label_fields(model: nn.Module) -> list[str]:
+    """The labels the model's label heads predict ([] for a model without any)."""
+    return model.label_fields if isinstance(model, LabelClassifier) else []
 
 
 def baseline_decoder(
@@ -179,11 +193,9 @@ def baseline_decoder(
     """
     if baseline == "text" and task == "transcribe":
         return None
-    if not hasattr(model, "generate_from_text"):
+    if not isinstance(model, AudioChatModel):
         raise ValueError(f"baseline={baseline} needs an audio LLM, not {type(model).__name__}")
-
-    heads = getattr(model, "label_heads", None)
-    fields = heads.fields if heads is not None else []
+    fields = _label_fields(model)
 
     def words(batch: AudioBatch) -> list[str]:
         """What the LLM reads instead of the audio: label words (when the model has label
@@ -321,7 +333,7 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
         from auden.models.ctc import CtcModel
 
         ctc_model = CtcModel.from_pretrained(cfg.baseline_ctc_model).to(device).eval()
-    elif baseline == "cascade" and getattr(model, "ctc_head", None) is None:
+    elif baseline == "cascade" and not _has_ctc(model):
         raise ValueError(
             "baseline=cascade needs CTC words: the model has no joint-CTC head "
             "(model.ctc.weight=0), so give baseline_ctc_model=<a zipformer_ctc export>"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from auden.checkpoint import CheckpointSpec, load_checkpoint, load_model, resolve_checkpoint
 from auden.inference.tasks import TaskPrompts, tasks_of_run
+from auden.types import AudioChatModel
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def export_model(exp_dir: str | Path, spec: CheckpointSpec, out_dir: str | Path)
     except ValueError as e:
         raise ValueError(f"cannot export '{checkpoint}', its run read other features: {e}") from None
     out = Path(model.save_pretrained(out_dir) or out_dir)
-    if hasattr(model, "generate_from_frames"):
+    if isinstance(model, AudioChatModel):  # what the pipeline serves: it needs the tasks
         train_config = load_checkpoint(checkpoint).get("config") or {}
         try:
             tasks = tasks_of_run(train_config, f"checkpoint '{checkpoint}'")

@@ -31,6 +31,7 @@ from auden.inference.conversation import Conversation, to_conversation
 from auden.inference.long_audio import DEFAULT_OVERLAP_S, Windowing, encode_clips
 from auden.inference.tasks import TaskPrompts
 from auden.models.lora import base_module
+from auden.types import AudioChatModel
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,11 @@ class AudioTextToTextPipeline:
         allow_urls: bool = False,
         device: str | torch.device = "cpu",
     ) -> None:
-        if not hasattr(model, "generate_from_frames"):
-            raise ValueError(f"{type(model).__name__} is not an audio LLM (no generate)")
+        if not isinstance(model, AudioChatModel):
+            raise ValueError(
+                f"{type(model).__name__} is not an audio LLM (auden.types.AudioChatModel: "
+                "generate, generate_from_frames, ...)"
+            )
         self.model = model.to(device).eval()
         self.tasks = tasks or TaskPrompts()
         self.batch_size = batch_size

@@ -515,6 +515,20 @@ class AudioLlm(nn.Module):
         labels = [[i + 1 for i in row] for row in ids]
         return ctc_loss(self._ctc_log_probs(enc_out), enc_out.lens, labels)
 
+    @property
+    def label_fields(self) -> list[str]:
+        """The labels the label heads predict (none without heads)."""
+        return list(self.label_heads.fields) if self.label_heads is not None else []
+
+    def label_none_class(self, field: str) -> str:
+        """The class a None prediction of ``field`` stands for ("" if its head has none)."""
+        return self.label_heads.configs[field].none_class if self.label_heads is not None else ""
+
+    @property
+    def has_ctc(self) -> bool:
+        """Whether the joint CTC head is there (``ctc.weight > 0``)."""
+        return self.ctc_head is not None
+
     @torch.no_grad()
     def classify(self, batch: AudioBatch) -> dict[str, list[str]]:
         """The label heads' predictions for every clip (empty without label heads)."""

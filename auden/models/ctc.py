@@ -175,6 +175,15 @@ class CtcModel(nn.Module):
             metrics.update(label_metrics(counts))
         return ModelOutput(loss=loss, num_targets=num_targets, metrics=metrics)
 
+    @property
+    def label_fields(self) -> list[str]:
+        """The labels the label heads predict (none without heads)."""
+        return list(self.label_heads.fields) if self.label_heads is not None else []
+
+    def label_none_class(self, field: str) -> str:
+        """The class a None prediction of ``field`` stands for ("" if its head has none)."""
+        return self.label_heads.configs[field].none_class if self.label_heads is not None else ""
+
     @torch.no_grad()
     def classify(self, batch: AudioBatch) -> dict[str, list[str]]:
         """The label heads' predictions for every clip (empty without label heads)."""
