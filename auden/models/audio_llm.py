@@ -34,6 +34,7 @@ from auden.models.chat_inputs import (
     ChatTokenizer,
     audio_as_text,
     ensure_audio_token,
+    reply_loss,
 )
 from auden.models.ctc import batch_transcripts
 from auden.models.encoders.base import AudioEncoder, encoder_class
@@ -467,16 +468,7 @@ class AudioLlm(nn.Module):
         device = self.device
         enc_out = self.run_encoder(batch.features.to(device), batch.feature_lens.to(device))
         logits, labels = self.compute_logits(batch, only_predicting_targets=True, enc_out=enc_out)
-        logits = logits.float()
-        target = labels != IGNORE_INDEX
-        num_targets = int(target.sum())
-        loss = nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]),
-            labels.reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            reduction="sum",
-        ) / max(num_targets, 1)
-        num_correct = int(((logits.argmax(-1) == labels) & target).sum())
+        loss, num_targets, num_correct = reply_loss(logits, labels)
         metrics = {}
         if self.ctc_head is not None:
             ctc_sum, num_labels = self._ctc_loss(enc_out, batch_transcripts(batch))

@@ -54,6 +54,23 @@ def content_to_text(content: str | list, audio_token: str, where: str) -> str:
     return " ".join(pieces)
 
 
+def reply_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """Cross-entropy of ``logits [B, L, V]`` against ``labels [B, L]`` (IGNORE_INDEX where
+    nothing is learned), as the mean per target token; also the number of target tokens
+    and how many of them the argmax predicts."""
+    logits = logits.float()
+    target = labels != IGNORE_INDEX
+    num_targets = int(target.sum())
+    loss = nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    ) / max(num_targets, 1)
+    num_correct = int(((logits.argmax(-1) == labels) & target).sum())
+    return loss, num_targets, num_correct
+
+
 def ensure_audio_token(llm: nn.Module, tokenizer, audio_token: str) -> None:
     """Add the audio token to the tokenizer, and grow the embeddings, only when absent
     (an LLM such as Qwen2.5 has none; the audio LLM needs one in every prompt)."""

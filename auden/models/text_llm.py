@@ -33,10 +33,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from auden.audio.features import FeatureSpec
 from auden.models.chat_inputs import (
-    IGNORE_INDEX,
     ChatTokenizer,
     audio_as_text,
     ensure_audio_token,
+    reply_loss,
 )
 from auden.models.tiny_llm import save_llm_folder
 from auden.types import AudioBatch, ModelOutput
@@ -138,24 +138,11 @@ class TextLlm(nn.Module):
         inputs = self.chat.encode_text(
             conversations, self._names(batch, rows), for_generation=False
         )
-        logits = (
-            self.llm(
-                input_ids=inputs.input_ids.to(device),
-                attention_mask=inputs.attention_mask.to(device),
-            )
-            .logits[:, :-1]
-            .float()
-        )
-        labels = inputs.labels[:, 1:].to(device)
-        target = labels != IGNORE_INDEX
-        num_targets = int(target.sum())
-        loss = nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]),
-            labels.reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            reduction="sum",
-        ) / max(num_targets, 1)
-        num_correct = int(((logits.argmax(-1) == labels) & target).sum())
+        logits = self.llm(
+            input_ids=inputs.input_ids.to(device),
+            attention_mask=inputs.attention_mask.to(device),
+        ).logits
+        loss, num_targets, num_correct = reply_loss(logits[:, :-1], inputs.labels[:, 1:].to(device))
         return ModelOutput(loss=loss, num_targets=num_targets, num_correct=num_correct)
 
     @torch.no_grad()
