@@ -151,8 +151,12 @@ class Trainer:
             self.ddp_model = DistributedDataParallel(
                 self.model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None
             )
-            # Gradients summed alike whatever DDP's buckets: a resumed run stays exact.
-            self.ddp_model.register_comm_hook(None, allreduce_each_gradient)
+            if dist.device.type == "cpu":
+                # Gradients summed alike whatever DDP's buckets: a resumed run stays exact.
+                # Not on GPUs: NCCL's bucketed all-reduce is what makes DDP fast there (one
+                # call per 25 MB, not per tensor), and CUDA kernels are not bitwise
+                # deterministic anyway, so a resumed GPU run equals its original up to rounding.
+                self.ddp_model.register_comm_hook(None, allreduce_each_gradient)
         self.tensorboard = TensorBoard(self.exp_dir, t.tensorboard and dist.is_main)
 
         # Last: nothing above may shift the random streams the training steps draw from.
