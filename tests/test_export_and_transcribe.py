@@ -89,7 +89,10 @@ def test_transcribe_names_a_missing_file(exp_dir, tmp_path):
 def test_export_saves_the_tasks_and_prompts_of_the_training_data(exp_dir, tmp_path, tiny_corpus):
     """The run's data config (transcribe + describe, each with a prompt file) -> tasks.json."""
     ckpt = torch.load(exp_dir / "checkpoint-4.pt", weights_only=True)
-    ckpt["config"]["data"] = {"train_data_config": str(tiny_corpus.train_data_config)}
+    ckpt["config"]["data"] = {
+        "train_data_config": str(tiny_corpus.train_data_config),
+        "filters": {"max_duration": 20.0},  # the longest clip the run trained on
+    }
     ckpt["config"]["prompt_file"] = str(tiny_corpus.prompt_files["transcribe"])  # the default
     run = tmp_path / "run"
     run.mkdir()
@@ -103,3 +106,4 @@ def test_export_saves_the_tasks_and_prompts_of_the_training_data(exp_dir, tmp_pa
     }
     assert tasks.default == "transcribe"
     assert tasks.prompt("describe") == TASK_PROMPTS["describe"][0]
+    assert tasks.trained_max_seconds == 20.0  # the pipeline warns about longer clips

@@ -216,3 +216,22 @@ def test_max_audio_seconds_refuses_longer_input(model_dir, clips):
     short = pipeline("audio-text-to-text", model=model_dir, max_audio_s=0.5)
     with pytest.raises(AudioInputError, match=r"clip0\.wav.*0\.6 s of audio, over the limit"):
         short(clips[0])
+
+
+def test_a_clip_longer_than_training_saw_is_answered_with_a_warning(tmp_path, clips, caplog):
+    """The model reads it whole, but one trained on short clips may answer for part of it:
+    the user is told, with the length training read (auden export saves it in tasks.json)."""
+    from inference_fixtures import TASKS
+
+    from auden.inference.tasks import TaskPrompts
+
+    folder = export_tiny_model(tmp_path)
+    TaskPrompts(tasks=TASKS.tasks, default=TASKS.default, trained_max_seconds=1.0).save(folder)
+    assert TaskPrompts.load(folder).trained_max_seconds == 1.0
+    short = pipeline("audio-text-to-text", model=folder)
+    with caplog.at_level("WARNING", logger="auden.inference.pipeline"):
+        short(clips[0], **no_special(short))  # 0.6 s: no warning
+        assert not caplog.records
+        reply = text(short(clips[2], **no_special(short)))  # 1.4 s
+    assert reply is not None
+    assert "clip2.wav': a 1.4 s clip, longer than any this model was trained on (1 s)" in caplog.text

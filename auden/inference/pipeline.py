@@ -26,7 +26,7 @@ from transformers import TextIteratorStreamer
 
 from auden.audio.features import build_feature_extractor
 from auden.auto.auto_model import AutoModel
-from auden.inference.audio_input import AudioInputError
+from auden.inference.audio_input import SAMPLING_RATE, AudioInputError
 from auden.inference.conversation import Conversation, to_conversation
 from auden.inference.long_audio import DEFAULT_OVERLAP_S, Windowing, encode_clips
 from auden.inference.tasks import TaskPrompts
@@ -121,6 +121,15 @@ class AudioTextToTextPipeline:
             raise AudioTooLongError(
                 f"{name}: {conv.seconds:.1f} s of audio, over the limit of {self.max_audio_s:g} s"
             )
+        longest = self.tasks.trained_max_seconds
+        for clip in conv.clips:
+            seconds = clip.numel() / SAMPLING_RATE
+            if longest is not None and seconds > longest:
+                logger.warning(
+                    "%s: a %.1f s clip, longer than any this model was trained on (%g s): "
+                    "it reads the whole clip but may answer for part of it (README: long audio)",
+                    name, seconds, longest,
+                )
         return conv
 
     # ----------------------------------------------------------------------------- calls

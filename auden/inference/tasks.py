@@ -4,7 +4,11 @@
 ``pipeline(..., task="describe")`` asks in the words the model learned::
 
     {"default": "transcribe",
-     "tasks": {"transcribe": ["Transcribe the audio.", ...], "describe": [...]}}
+     "tasks": {"transcribe": ["Transcribe the audio.", ...], "describe": [...]},
+     "trained_max_seconds": 20.0}
+
+``trained_max_seconds`` is the longest clip training read (``data.filters.max_duration``):
+the pipeline warns about longer input, which a model answers, but may answer short.
 
 The first prompt of a task is the one inference uses (greedy decoding stays reproducible).
 """
@@ -29,6 +33,7 @@ class TaskPrompts:
 
     tasks: dict[str, list[str]] = field(default_factory=lambda: dict(FALLBACK))
     default: str = "transcribe"
+    trained_max_seconds: float | None = None  # the longest clip training read (None: unknown)
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -49,7 +54,10 @@ class TaskPrompts:
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / TASKS_FILE
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps({"default": self.default, "tasks": self.tasks}, indent=2))
+        data = {"default": self.default, "tasks": self.tasks}
+        if self.trained_max_seconds is not None:
+            data["trained_max_seconds"] = self.trained_max_seconds
+        tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(path)
         return path
 
@@ -63,7 +71,12 @@ class TaskPrompts:
         try:
             data = json.loads(path.read_text())
             tasks = {str(k): [str(p) for p in v] for k, v in data["tasks"].items()}
-            return cls(tasks=tasks, default=str(data.get("default") or next(iter(tasks))))
+            longest = data.get("trained_max_seconds")
+            return cls(
+                tasks=tasks,
+                default=str(data.get("default") or next(iter(tasks))),
+                trained_max_seconds=None if longest is None else float(longest),
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"'{path}' is not a valid tasks file: {e}") from e
 
@@ -90,4 +103,10 @@ def tasks_of_run(train_config: dict, where: str) -> TaskPrompts:
         known = tasks.setdefault(source.task, [])
         known += [p for p in prompts.prompts if p not in known]
     default = "transcribe" if "transcribe" in tasks else next(iter(tasks))
-    return TaskPrompts(tasks=tasks, default=default)
+    filters = ((train_config or {}).get("data") or {}).get("filters") or {}
+    longest = filters.get("max_duration")
+    return TaskPrompts(
+        tasks=tasks,
+        default=default,
+        trained_max_seconds=float(longest) if longest is not None else None,
+    )
