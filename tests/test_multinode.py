@@ -122,11 +122,14 @@ def test_two_node_run_killed_and_restarted_resumes_to_the_uninterrupted_weights(
     data_config = write_data_config(tmp_path / "train.yaml", [
         {"shar_dir": str(shar), "task": "transcribe", "weight": 1},
     ])
-    n = 3
+    # Killed after checkpoint n, compared at `last`: the gap leaves the kill time to land
+    # on an idle machine, where a step of this tiny model takes milliseconds (with `2 * n`
+    # the whole run once finished before the kill).
+    n, last = 3, 60
 
     def args(exp, **kw):
         return training_setup.overrides(
-            exp, num_steps=2 * n, save_every_n=n, valid_interval=100, **kw
+            exp, num_steps=last, save_every_n=n, keep_last_k=last, valid_interval=100, **kw
         ) + [f"data.train_data_config={data_config}", "data.segment_cuts=6",
              "data.cuts_per_epoch=96"]
 
@@ -151,13 +154,13 @@ def test_two_node_run_killed_and_restarted_resumes_to_the_uninterrupted_weights(
     finally:
         for node in nodes:
             _kill(node)
-    assert not (part / f"checkpoint-{2 * n}.pt").exists(), "the run finished before the kill"
+    assert not (part / f"checkpoint-{last}.pt").exists(), "the run finished before the kill"
 
     port = _free_port()
     logs = [tmp_path / f"resumed{r}.log" for r in (0, 1)]
     _finish([_node(r, port, args(part, start_batch=n), logs[r]) for r in (0, 1)], logs)
-    a = load_checkpoint(full / f"checkpoint-{2 * n}.pt")
-    b = load_checkpoint(part / f"checkpoint-{2 * n}.pt")
+    a = load_checkpoint(full / f"checkpoint-{last}.pt")
+    b = load_checkpoint(part / f"checkpoint-{last}.pt")
     assert b["sampler"]["world_size"] == 4 and len(b["sampler"]["readers"]) == 4
     diffs = _max_diff(a["model"], b["model"]), _max_diff(a["model_avg"], b["model_avg"])
     assert max(diffs) <= 1e-6, f"weights, running average differ by {diffs}"
