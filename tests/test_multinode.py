@@ -154,7 +154,10 @@ def test_two_node_run_killed_and_restarted_resumes_to_the_uninterrupted_weights(
     finally:
         for node in nodes:
             _kill(node)
-    assert not (part / f"checkpoint-{last}.pt").exists(), "the run finished before the kill"
+    # On a fast machine the kill can land after the run ended: the checkpoints after n go,
+    # so the restarted launchers must still redo the steps from checkpoint n.
+    for later in range(2 * n, last + 1, n):
+        (part / f"checkpoint-{later}.pt").unlink(missing_ok=True)
 
     port = _free_port()
     logs = [tmp_path / f"resumed{r}.log" for r in (0, 1)]
