@@ -197,11 +197,11 @@ def test_a_none_class_learns_where_the_field_is_absent_and_reads_as_no_word(llm_
     pooled = pool_utterances(
         model.run_encoder(batch.features, batch.feature_lens), batch.features, batch.feature_lens
     )
-    _, counts = heads.loss(pooled, batch.labels)
+    _, counts = heads.loss(heads(pooled), batch.labels)
     assert counts["event"][1] == 2  # both rows count, the unlabelled one as "none"
     # Without a none class the unlabelled row adds nothing.
     plain = LabelHeads(heads.heads["event"].in_features, [LabelHeadConfig("event", ["two beeps", "low hum"])])
-    assert plain.loss(pooled, batch.labels)[1]["event"][1] == 1
+    assert plain.loss(plain(pooled), batch.labels)[1]["event"][1] == 1
     # Push the head to say "none" for every clip: its label position becomes a zero vector,
     # and predictions say None (no label), which the cascade leaves out.
     with torch.no_grad():
@@ -312,13 +312,14 @@ def test_label_heads_of_the_ctc_export_reach_the_audio_llm_and_show_as_words(llm
     head = model.label_heads.heads["gender"]
     assert torch.equal(head.weight, ctc.label_heads.heads["gender"].weight)
     batch = _batch()
-    enc_out = model.run_encoder(batch.features, batch.feature_lens)
-    frames, lens = model.encode_audio(batch.features, batch.feature_lens, enc_out)
+    heard = model.hear(batch.features, batch.feature_lens)
+    enc_out = heard.enc_out
+    frames, lens = model.encode_audio(batch.features, batch.feature_lens, heard)
     summary = config.projector.summary_chunks
     assert (lens >= len(labels) + summary).all()
     # The first position mixes the gender words by the head's probabilities.
     pooled = pool_utterances(enc_out, batch.features, batch.feature_lens)
-    probs = model.label_heads.probabilities(pooled)[0]
+    probs = model.label_heads.probabilities(model.label_heads(pooled))[0]
     table = model.llm.get_input_embeddings().weight
     words = torch.stack([table[ids].mean(0) for ids in model._label_word_ids[:2]])
     assert torch.allclose(frames[:, 0], probs @ words, atol=1e-5)

@@ -46,7 +46,9 @@ def test_checkpoints_hold_what_resume_and_averaging_need(training_setup, tmp_pat
     for key in ("model", "model_avg", "optimizer", "scheduler", "sampler", "rng", "counters"):
         assert ckpt[key] is not None, key
     assert ckpt["model"].keys() == ckpt["model_avg"].keys()
-    assert all(v.dtype == torch.float64 for v in ckpt["model_avg"].values() if v.is_floating_point())
+    assert all(
+        v.dtype == torch.float64 for v in ckpt["model_avg"].values() if v.is_floating_point()
+    )
     assert ckpt["config"]["model"]["model_type"] == "zipformer_ctc"
     assert ckpt["config"]["trainer"]["optimizer"]["name"] == "adamw"  # enums as strings
     assert (exp / "train_config.yaml").is_file()
@@ -106,8 +108,12 @@ def _overflowing_features(corpus, which: list[int]) -> None:
     with NumpyFilesWriter(corpus.root / "overflowing") as writer:
         for i in which:
             key = writer.write(cuts[i].id, cuts[i].load_features() * 0 + 3e38)
-            features = fastcopy(cuts[i].features, storage_type=writer.name,
-                                storage_path=str(writer.storage_path), storage_key=key)
+            features = fastcopy(
+                cuts[i].features,
+                storage_type=writer.name,
+                storage_path=str(writer.storage_path),
+                storage_key=key,
+            )
             cuts[i] = fastcopy(cuts[i], features=features)
     CutSet.from_cuts(cuts).to_file(corpus.cuts)
 
@@ -209,8 +215,11 @@ def test_audio_llm_with_frozen_llm_and_lora_resumes_exactly(
     full, part = tmp_path / "full", tmp_path / "part"
     train(_audio_llm_config(training_setup, tiny_llm_folder, full, num_steps=4, save_every_n=2))
     train(_audio_llm_config(training_setup, tiny_llm_folder, part, num_steps=2, save_every_n=2))
-    train(_audio_llm_config(training_setup, tiny_llm_folder, part, num_steps=4, save_every_n=2,
-                            start_batch=2))
+    train(
+        _audio_llm_config(
+            training_setup, tiny_llm_folder, part, num_steps=4, save_every_n=2, start_batch=2
+        )
+    )
     a, b = load_checkpoint(full / "checkpoint-4.pt"), load_checkpoint(part / "checkpoint-4.pt")
     assert _max_diff(a["model"], b["model"]) <= 1e-6
     assert _max_diff(a["model_avg"], b["model_avg"]) <= 1e-6
@@ -270,7 +279,8 @@ def test_cosine_schedule_warms_up_then_decays_to_its_floor():
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = build_scheduler(
-        opt, SchedulerConfig(name="cosine", warmup_batches=4, warmup_start=0.5, min_lr_ratio=0.1),
+        opt,
+        SchedulerConfig(name="cosine", warmup_batches=4, warmup_start=0.5, min_lr_ratio=0.1),
         num_steps=12,
     )
     lrs = []
@@ -284,3 +294,23 @@ def test_cosine_schedule_warms_up_then_decays_to_its_floor():
     assert lrs[12] == pytest.approx(0.1)
     with pytest.raises(ValueError, match="num_steps"):
         build_scheduler(opt, SchedulerConfig(name="cosine"), num_steps=0)
+
+
+def test_cosine_schedule_with_decay_fraction_holds_the_peak_then_decays():
+    from auden.training.config import SchedulerConfig
+    from auden.training.optim import build_scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    cfg = SchedulerConfig(name="cosine", warmup_batches=2, min_lr_ratio=0.1, decay_fraction=0.2)
+    sched = build_scheduler(opt, cfg, num_steps=20)
+    lrs = []
+    for _ in range(20):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    lrs.append(sched.get_last_lr()[0])
+    assert lrs[2:17] == pytest.approx([1.0] * 15)  # stable until the last fifth
+    assert lrs[16] > lrs[17] > lrs[19] > lrs[20] == pytest.approx(0.1)
+    assert lrs[18] == pytest.approx(0.1 + 0.9 * 0.5)  # half-way through the decay
+    with pytest.raises(ValueError, match="decay_fraction"):
+        build_scheduler(opt, SchedulerConfig(name="cosine", decay_fraction=0.0), num_steps=20)

@@ -42,7 +42,6 @@ from auden.models.folder import write_model_folder
 from auden.models.heads import (
     LabelHeadConfig,
     LabelHeads,
-    PooledUtterance,
     ctc_greedy,
     ctc_loss,
     pool_utterances,
@@ -56,6 +55,15 @@ logger = logging.getLogger(__name__)
 
 
 ENCODER_TRAINING = ("frozen", "lora", "top_layers", "full")
+
+
+@dataclass
+class HeardAudio:
+    """One encoder pass over a batch and what its heads read from it (computed once)."""
+
+    enc_out: EncoderOutput
+    ctc_log_probs: torch.Tensor | None  # [B, T, vocab + 1]; None without a CTC head
+    label_logits: dict[str, torch.Tensor]  # per label head [B, classes]; empty without heads
 
 
 @dataclass
@@ -386,25 +394,34 @@ class AudioLlm(nn.Module):
         with torch.set_grad_enabled(enc_trains and torch.is_grad_enabled()):
             return self.audio_encoder(features, feature_lens)
 
+    def hear(self, features: torch.Tensor, feature_lens: torch.Tensor) -> HeardAudio:
+        """The encoder's frames and its heads' outputs, once per batch: the projector,
+        the joint CTC loss and the label loss all read them."""
+        enc_out = self.run_encoder(features, feature_lens)
+        ctc_log_probs = self._ctc_log_probs(enc_out) if self.ctc_head is not None else None
+        label_logits = {}
+        if self.label_heads is not None:
+            label_logits = self.label_heads(pool_utterances(enc_out, features, feature_lens))
+        return HeardAudio(enc_out, ctc_log_probs, label_logits)
+
     def encode_audio(
         self,
         features: torch.Tensor,
         feature_lens: torch.Tensor,
-        enc_out: EncoderOutput | None = None,
+        heard: HeardAudio | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Features -> projected audio frames ``[B, N, llm_dim]`` and their lengths ``[B]``."""
-        if enc_out is None:
-            enc_out = self.run_encoder(features, feature_lens)
+        if heard is None:
+            heard = self.hear(features, feature_lens)
+        enc_out = heard.enc_out
         if isinstance(self.projector, CtcCompressor):
             embeddings = self.llm.get_input_embeddings().weight
             frames, lens = self.projector(
                 enc_out.frames,
                 enc_out.lens,
-                self._ctc_log_probs(enc_out),
+                heard.ctc_log_probs,
                 embeddings,
-                label_words=self._label_words(
-                    pool_utterances(enc_out, features, feature_lens), embeddings
-                ),
+                label_words=self._label_words(heard.label_logits, embeddings),
             )
         else:
             frames, lens = self.projector(enc_out.frames, enc_out.lens)
@@ -426,7 +443,7 @@ class AudioLlm(nn.Module):
         batch: AudioBatch,
         *,
         only_predicting_targets: bool = False,
-        enc_out: EncoderOutput | None = None,
+        heard: HeardAudio | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced logits and the tokens they predict (IGNORE_INDEX where unlabelled).
 
@@ -436,7 +453,7 @@ class AudioLlm(nn.Module):
         """
         device = self.device
         frames, lens = self.encode_audio(
-            batch.features.to(device), batch.feature_lens.to(device), enc_out
+            batch.features.to(device), batch.feature_lens.to(device), heard
         )
         names = _clip_names(batch.cuts, len(batch))
         chat = self.chat.encode(batch.messages, lens.tolist(), names, for_generation=False)
@@ -466,23 +483,26 @@ class AudioLlm(nn.Module):
         """Teacher-forced loss over the assistant replies (mean per target token), plus
         ``ctc.weight`` times the joint CTC loss (mean per CTC label) when it is on."""
         device = self.device
-        enc_out = self.run_encoder(batch.features.to(device), batch.feature_lens.to(device))
-        logits, labels = self.compute_logits(batch, only_predicting_targets=True, enc_out=enc_out)
+        heard = self.hear(batch.features.to(device), batch.feature_lens.to(device))
+        logits, labels = self.compute_logits(batch, only_predicting_targets=True, heard=heard)
         loss, num_targets, num_correct = reply_loss(logits, labels)
         metrics = {}
         if self.ctc_head is not None:
-            ctc_sum, num_labels = self._ctc_loss(enc_out, batch_transcripts(batch))
+            ids = self.tokenizer(batch_transcripts(batch), add_special_tokens=False)["input_ids"]
+            ctc_labels = [[i + 1 for i in row] for row in ids]  # past the blank
+            ctc_sum, num_labels = ctc_loss(heard.ctc_log_probs, heard.enc_out.lens, ctc_labels)
             loss = loss + self.config.ctc.weight * ctc_sum / max(num_labels, 1)
             metrics["ctc_loss"] = float(ctc_sum.detach())
         if self.label_heads is not None:
-            pooled = pool_utterances(enc_out, batch.features, batch.feature_lens)
-            label_loss, _ = self.label_heads.loss(pooled, batch.labels)
+            label_loss, _ = self.label_heads.loss(heard.label_logits, batch.labels)
             loss = loss + label_loss
         return ModelOutput(
             loss=loss, num_targets=num_targets, num_correct=num_correct, metrics=metrics
         )
 
-    def _label_words(self, pooled: PooledUtterance, embeddings: torch.Tensor) -> list[torch.Tensor]:
+    def _label_words(
+        self, label_logits: dict[str, torch.Tensor], embeddings: torch.Tensor
+    ) -> list[torch.Tensor]:
         """Per label head ``[B, H]``: its class words' embeddings weighted by its probabilities."""
         if self.label_heads is None:
             return []
@@ -493,7 +513,7 @@ class AudioLlm(nn.Module):
             ]
         )
         out, start = [], 0
-        for probs in self.label_heads.probabilities(pooled):
+        for probs in self.label_heads.probabilities(label_logits):
             n = probs.shape[1]
             out.append(probs.to(words.dtype) @ words[start : start + n])
             start += n
@@ -501,11 +521,6 @@ class AudioLlm(nn.Module):
 
     def _ctc_log_probs(self, enc_out: EncoderOutput) -> torch.Tensor:
         return self.ctc_head(enc_out.frames.float()).log_softmax(dim=-1)
-
-    def _ctc_loss(self, enc_out: EncoderOutput, texts: list[str]) -> tuple[torch.Tensor, int]:
-        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        labels = [[i + 1 for i in row] for row in ids]
-        return ctc_loss(self._ctc_log_probs(enc_out), enc_out.lens, labels)
 
     @property
     def label_fields(self) -> list[str]:
@@ -527,8 +542,7 @@ class AudioLlm(nn.Module):
         if self.label_heads is None:
             return {}
         features, lens = batch.features.to(self.device), batch.feature_lens.to(self.device)
-        enc_out = self.run_encoder(features, lens)
-        return self.label_heads.predict(pool_utterances(enc_out, features, lens))
+        return self.label_heads.predict(self.hear(features, lens).label_logits)
 
     @torch.no_grad()
     def decode_ctc(self, batch: AudioBatch) -> list[str]:

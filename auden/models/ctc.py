@@ -169,8 +169,8 @@ class CtcModel(nn.Module):
         loss = loss_sum / num_targets
         metrics = {"ctc_loss": float(loss_sum.detach())}
         if self.label_heads is not None:
-            pooled = pool_utterances(out, batch.features, batch.feature_lens)
-            label_loss, counts = self.label_heads.loss(pooled, batch.labels)
+            logits = self.label_heads(pool_utterances(out, batch.features, batch.feature_lens))
+            label_loss, counts = self.label_heads.loss(logits, batch.labels)
             loss = loss + label_loss
             metrics.update(label_metrics(counts))
         return ModelOutput(loss=loss, num_targets=num_targets, metrics=metrics)
@@ -190,7 +190,8 @@ class CtcModel(nn.Module):
         if self.label_heads is None:
             return {}
         _, out = self._encode(batch)
-        return self.label_heads.predict(pool_utterances(out, batch.features, batch.feature_lens))
+        pooled = pool_utterances(out, batch.features, batch.feature_lens)
+        return self.label_heads.predict(self.label_heads(pooled))
 
     @torch.no_grad()
     def decode(

@@ -5,9 +5,9 @@ transcribing when the audio LLM adapts it, and label heads (gender, speed, emoti
 teach it what a transcript alone teaches it to ignore, the voice::
 
     heads = LabelHeads(encoder.output_dim, [LabelHeadConfig("gender", ["male", "female"])])
-    pooled = pool_utterances(enc_out, features, feature_lens)
-    loss, counts = heads.loss(pooled, {"gender": ["male", None]})
-    heads.predict(pooled)  # {"gender": ["male", "female"]}
+    logits = heads(pool_utterances(enc_out, features, feature_lens))  # {"gender": [B, 2]}
+    loss, counts = heads.loss(logits, {"gender": ["male", None]})
+    heads.predict(logits)  # {"gender": ["male", "female"]}
 """
 
 from __future__ import annotations
@@ -133,19 +133,25 @@ class LabelHeads(nn.Module):
     def fields(self) -> list[str]:
         return list(self.configs)
 
-    def _logits(self, name: str, pooled: PooledUtterance) -> torch.Tensor:
-        x = pooled.frames
-        if self.configs[name].feature_stats:
-            x = torch.cat([x, pooled.features], 1)
-        return self.heads[name](x)
+    def forward(self, pooled: PooledUtterance) -> dict[str, torch.Tensor]:
+        """Each head's logits ``[B, num_classes]`` (none class last), in config order: what
+        :meth:`loss`, :meth:`probabilities` and :meth:`predict` read."""
+        out = {}
+        for name, head in self.heads.items():
+            x = pooled.frames
+            if self.configs[name].feature_stats:
+                x = torch.cat([x, pooled.features], 1)
+            out[name] = head(x)
+        return out
 
     def loss(
-        self, pooled: PooledUtterance, labels: dict[str, list[str | None]]
+        self, logits: dict[str, torch.Tensor], labels: dict[str, list[str | None]]
     ) -> tuple[torch.Tensor, dict[str, tuple[int, int]]]:
         """The weighted sum of mean cross-entropies, and (correct, counted) per field."""
-        total = pooled.frames.new_zeros(())
+        first = next(iter(logits.values()))
+        total = first.new_zeros(())
         counts = {}
-        batch = pooled.frames.shape[0]
+        batch = first.shape[0]
         for name in self.heads:
             cfg = self.configs[name]
             classes = cfg.all_classes
@@ -154,22 +160,23 @@ class LabelHeads(nn.Module):
                 values = [cfg.none_class if v is None else v for v in values]
             target = torch.tensor(
                 [classes.index(v) if v in classes else -100 for v in values],
-                device=pooled.frames.device,
+                device=first.device,
             )
-            logits = self._logits(name, pooled)
             counted = int((target >= 0).sum())
             if counted:
-                total = total + cfg.weight * F.cross_entropy(logits, target, ignore_index=-100)
-            correct = int(((logits.argmax(-1) == target) & (target >= 0)).sum())
+                total = total + cfg.weight * F.cross_entropy(
+                    logits[name], target, ignore_index=-100
+                )
+            correct = int(((logits[name].argmax(-1) == target) & (target >= 0)).sum())
             counts[name] = (correct, counted)
         return total, counts
 
-    def probabilities(self, pooled: PooledUtterance) -> list[torch.Tensor]:
+    def probabilities(self, logits: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Each head's class probabilities ``[B, num_classes]`` (none class last), in config order."""
-        return [self._logits(name, pooled).softmax(-1) for name in self.heads]
+        return [logits[name].softmax(-1) for name in self.heads]
 
     @torch.no_grad()
-    def predict(self, pooled: PooledUtterance) -> dict[str, list[str | None]]:
+    def predict(self, logits: dict[str, torch.Tensor]) -> dict[str, list[str | None]]:
         """Each head's class per clip; ``None`` where it says the field is absent."""
         out = {}
         for name in self.heads:
@@ -177,7 +184,7 @@ class LabelHeads(nn.Module):
             classes = cfg.all_classes
             out[name] = [
                 None if cfg.none_class and classes[i] == cfg.none_class else classes[i]
-                for i in self._logits(name, pooled).argmax(-1).tolist()
+                for i in logits[name].argmax(-1).tolist()
             ]
         return out
 

@@ -65,6 +65,7 @@ class SchedulerConfig:
     lr_batches: float = 7500.0  # eden
     lr_epochs: float = 3.5  # eden
     min_lr_ratio: float = 0.0  # cosine
+    decay_fraction: float = 1.0  # cosine: decay over this last part of num_steps (peak before)
 
 
 @dataclass

@@ -84,13 +84,22 @@ def _warmup(step: int, cfg: SchedulerConfig) -> float:
 
 
 class WarmupSchedule(LRScheduler):
-    """Linear warm-up, then constant or cosine decay to ``min_lr_ratio`` at ``num_steps``."""
+    """Linear warm-up, then constant or cosine decay to ``min_lr_ratio`` at ``num_steps``.
+
+    With ``decay_fraction`` < 1 the cosine only spans the last part of the run and the
+    rate stays at its peak before it (warm-up, stable, decay): a short run keeps learning
+    fast for most of its steps and still ends at a low rate, where checkpoints settle.
+    """
 
     def __init__(self, optimizer: Optimizer, cfg: SchedulerConfig, num_steps: int = 0) -> None:
         self.cfg = cfg
         self.cosine = config_value(cfg.name) == "cosine"
         if self.cosine and num_steps <= 0:
             raise ValueError("trainer.scheduler.name=cosine needs trainer.num_steps > 0")
+        if not 0.0 < cfg.decay_fraction <= 1.0:
+            raise ValueError(
+                f"trainer.scheduler.decay_fraction={cfg.decay_fraction}: must be in (0, 1]"
+            )
         self.num_steps = num_steps
         super().__init__(optimizer)
 
@@ -99,9 +108,13 @@ class WarmupSchedule(LRScheduler):
 
     def factor(self, step: int) -> float:
         f = _warmup(step, self.cfg)
-        if self.cosine and step > self.cfg.warmup_batches:
-            span = max(1, self.num_steps - self.cfg.warmup_batches)
-            progress = min(1.0, (step - self.cfg.warmup_batches) / span)
+        decay_start = max(
+            self.cfg.warmup_batches,
+            round(self.num_steps - self.cfg.decay_fraction * self.num_steps),
+        )
+        if self.cosine and step > decay_start:
+            span = max(1, self.num_steps - decay_start)
+            progress = min(1.0, (step - decay_start) / span)
             floor = self.cfg.min_lr_ratio
             f *= floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
         return f
