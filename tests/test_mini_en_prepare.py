@@ -165,6 +165,13 @@ def test_data_configs_load_with_auden(corpus):
         else:
             assert source.prompt_file is None
     assert len(load_data_config(root / "configs" / "valid_data.yaml")) == len(TASKS)
+    # Text pretraining draws the same clips, answers and instructions more often.
+    text = {s.task: s for s in load_data_config(root / "configs" / "llm_train_data.yaml")}
+    mixed = {s.task: s for s in train}
+    assert set(text) == set(mixed)
+    assert text["answer"].weight > mixed["answer"].weight
+    assert text["transcribe"].weight < mixed["transcribe"].weight
+    assert all(text[t].manifest == mixed[t].manifest for t in text)
     test = load_data_config(root / "configs" / "test_data.yaml")
     assert {s.name for s in test} == {f"{split}_{t}" for split in ("test-seen", "test-unseen")
                                       for t in TASKS}
