@@ -71,8 +71,11 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_folder(path: str | Path) -> Iterator[Path]:
+def atomic_folder(path: str | Path, temp: Path | None = None) -> Iterator[Path]:
     """Yield a temporary folder to fill; on success it replaces the folder ``path``.
+
+    ``temp``: a temporary folder already filled (by several processes, which need one
+    name they all know), renamed the same way; it must start with ``TEMP_PREFIX``.
 
     An existing folder is swapped with the new one in one ``renameat2(RENAME_EXCHANGE)``
     where the kernel has it (Linux), so there is no moment without a complete folder;
@@ -81,10 +84,11 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    tmp = temp if temp is not None else temp_path(path)
+    if temp is None:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
     try:
         yield tmp
         for root, _, files in os.walk(tmp):

@@ -77,6 +77,17 @@ def llm_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_llm_folder(tmp_path_factory) -> Path:
+    """A random tiny Qwen2 folder whose tokenizer knows the tiny corpus's words, for the
+    audio-LLM training tests on ``training_setup``."""
+    from tiny_audio_llm import make_tiny_llm
+    from tinycorpus import WORDS
+
+    texts = [" ".join(WORDS), "a tone of 0123456789 hertz", "Transcribe the audio."]
+    return make_tiny_llm(tmp_path_factory.mktemp("llm") / "llm", texts=texts)
+
+
+@pytest.fixture(scope="session")
 def exported_audio_llm(tmp_path_factory) -> Path:
     """A tiny AudioLlm (Whisper-style encoder, tiny LLM) as `auden export` writes it.
     Shared read-only; a test that damages the folder copies it first."""

@@ -185,15 +185,6 @@ def test_config_is_saved_resolved_as_plain_yaml(training_setup, tmp_path):
     assert plain["model"]["tokenizer"] == str(training_setup.tokenizer)
 
 
-@pytest.fixture(scope="module")
-def tiny_llm_folder(tmp_path_factory):
-    from tiny_audio_llm import make_tiny_llm
-    from tinycorpus import WORDS
-
-    texts = [" ".join(WORDS), "a tone of 0123456789 hertz", "Transcribe the audio."]
-    return make_tiny_llm(tmp_path_factory.mktemp("llm") / "llm", texts=texts)
-
-
 def _audio_llm_config(training_setup, tiny_llm_folder, exp, **trainer):
     from auden.models.audio_llm import AudioEncoderConfig, AudioLlmConfig, LlmConfig
     from auden.models.lora import LoraConfig

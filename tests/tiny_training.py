@@ -69,12 +69,22 @@ class TrainingSetup:
             trainer=TrainerConfig(**{**TRAINER_DEFAULTS, **trainer}),
         )
 
-    def overrides(self, exp_dir: Path, **trainer) -> list[str]:
-        """``train.py`` command-line overrides for the same set-up (model=zipformer_ctc)."""
-        args = [
+    def overrides(self, exp_dir: Path, llm: Path | None = None, **trainer) -> list[str]:
+        """``train.py`` command-line overrides for the same set-up (model=zipformer_ctc),
+        or, given a tiny ``llm`` folder, an audio LLM (the micro Zipformer, fully trained,
+        + projector + LoRA on the LLM)."""
+        model = [
             "model=zipformer_ctc",
             f"model.tokenizer={self.tokenizer}",
             f"model.encoder.config={self.zipformer_config}",
+        ] if llm is None else [
+            "model=audio_llm",
+            "model.audio_encoder.model_type=zipformer",
+            f"model.audio_encoder.config={self.zipformer_config}",
+            f"model.llm.pretrained_model={llm}",
+            "model.llm.lora.enabled=true",
+        ]
+        args = model + [
             f"exp_dir={exp_dir}",
             f"data.train_data_config={self.corpus.train_data_config}",
             f"data.valid_data_config={self.corpus.valid_data_config}",

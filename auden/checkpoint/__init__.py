@@ -20,6 +20,7 @@ from auden.checkpoint.files import (
     iter_checkpoint_path,
     remove_old_checkpoints,
     remove_temp_files,
+    stored_checkpoint,
 )
 from auden.checkpoint.resolve import (
     CheckpointSpec,
@@ -27,6 +28,11 @@ from auden.checkpoint.resolve import (
     averaged_filename,
     load_model,
     resolve_checkpoint,
+)
+from auden.checkpoint.sharded import (
+    load_sharded_into,
+    load_sharded_meta,
+    save_sharded_checkpoint,
 )
 from auden.checkpoint.storage import load_checkpoint, save_checkpoint
 from auden.checkpoint.trainable import (
@@ -50,11 +56,15 @@ __all__ = [
     "iter_checkpoint_path",
     "load_checkpoint",
     "load_model",
+    "load_sharded_into",
+    "load_sharded_meta",
     "load_trainable_state_dict",
     "remove_old_checkpoints",
     "remove_temp_files",
     "resolve_checkpoint",
     "save_checkpoint",
+    "save_sharded_checkpoint",
+    "stored_checkpoint",
     "trainable_keys",
     "trainable_state_dict",
 ]

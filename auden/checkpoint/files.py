@@ -1,7 +1,8 @@
 """Checkpoint file names (icefall's) and finding, pruning and cleaning them in ``exp_dir``.
 
 ``checkpoint-<batch_idx_train>.pt`` every ``save_every_n`` steps, ``epoch-<n>.pt`` at
-each epoch end; ``find_checkpoints`` lists them newest first::
+each epoch end; under FSDP each is a folder of the same name without ``.pt``
+(:mod:`auden.checkpoint.sharded`). ``find_checkpoints`` lists both, newest first::
 
     find_checkpoints("exp/t", at_most=4000)   # [checkpoint-4000.pt, checkpoint-3000.pt, ...]
 """
@@ -17,29 +18,36 @@ from auden.atomic import TEMP_PREFIX
 
 logger = logging.getLogger(__name__)
 
-ITER_PATTERN = re.compile(r"^checkpoint-(\d+)\.pt$")
-EPOCH_PATTERN = re.compile(r"^epoch-(\d+)\.pt$")
+ITER_PATTERN = re.compile(r"^checkpoint-(\d+)(\.pt)?$")
+EPOCH_PATTERN = re.compile(r"^epoch-(\d+)(\.pt)?$")
 
 
-def iter_checkpoint_path(exp_dir: str | Path, batch_idx_train: int) -> Path:
-    return Path(exp_dir) / f"checkpoint-{batch_idx_train}.pt"
+def iter_checkpoint_path(exp_dir: str | Path, batch_idx_train: int, sharded: bool = False) -> Path:
+    return Path(exp_dir) / f"checkpoint-{batch_idx_train}{'' if sharded else '.pt'}"
 
 
-def epoch_checkpoint_path(exp_dir: str | Path, epoch: int) -> Path:
-    return Path(exp_dir) / f"epoch-{epoch}.pt"
+def epoch_checkpoint_path(exp_dir: str | Path, epoch: int, sharded: bool = False) -> Path:
+    return Path(exp_dir) / f"epoch-{epoch}{'' if sharded else '.pt'}"
+
+
+def stored_checkpoint(path: Path) -> Path:
+    """``path`` (a ``.pt`` name) or, if only that exists, its sharded folder."""
+    folder = path.with_suffix("") if path.suffix == ".pt" else path
+    return folder if not path.exists() and folder.is_dir() else path
 
 
 def _numbered(exp_dir: Path, pattern: re.Pattern) -> list[tuple[int, Path]]:
     found = []
-    for p in exp_dir.glob("*.pt"):
+    for p in exp_dir.iterdir() if exp_dir.is_dir() else []:
         m = pattern.match(p.name)
-        if m:
+        if m and (p.is_file() if m.group(2) else p.is_dir()):
             found.append((int(m.group(1)), p))
     return sorted(found, reverse=True)
 
 
 def find_checkpoints(exp_dir: str | Path, *, at_most: int = 0) -> list[Path]:
-    """``checkpoint-<i>.pt`` files, newest (largest i) first; only ``i <= at_most`` if > 0."""
+    """``checkpoint-<i>.pt`` files (or folders), newest (largest i) first; only
+    ``i <= at_most`` if > 0."""
     return [p for i, p in _numbered(Path(exp_dir), ITER_PATTERN) if at_most <= 0 or i <= at_most]
 
 
@@ -65,7 +73,10 @@ def remove_old_checkpoints(exp_dir: str | Path, keep_last_k: int) -> list[Path]:
         return []
     removed = find_checkpoints(exp_dir)[keep_last_k:]
     for p in removed:
-        p.unlink(missing_ok=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
         logger.info("removed old checkpoint %s", p)
     return removed
 

@@ -23,7 +23,13 @@ from auden.checkpoint.average import (
     averaged_steps,
     has_running_average,
 )
-from auden.checkpoint.files import describe_checkpoints, find_checkpoints
+from auden.checkpoint.files import (
+    describe_checkpoints,
+    epoch_checkpoint_path,
+    find_checkpoints,
+    stored_checkpoint,
+)
+from auden.checkpoint.sharded import is_sharded_checkpoint
 from auden.checkpoint.storage import load_checkpoint, save_checkpoint
 from auden.checkpoint.trainable import load_trainable_state_dict
 
@@ -66,7 +72,7 @@ def resolve_checkpoint(exp_dir: str | Path, spec: CheckpointSpec) -> Path:
     if spec.filename:
         path = Path(spec.filename)
         path = path if path.is_absolute() else exp_dir / path
-        if not path.is_file():
+        if not (path.is_file() or is_sharded_checkpoint(path)):
             raise FileNotFoundError(
                 f"checkpoint.model.filename '{spec.filename}': no such file '{path}'"
             )
@@ -149,8 +155,10 @@ def _plan_average(exp_dir: Path, spec: CheckpointSpec) -> tuple[list[Path], str]
             f"checkpoint.model.epoch={spec.epoch} with avg={spec.avg}: cannot average "
             f"more epochs than there are (avg must be <= epoch)"
         )
-    wanted = [exp_dir / f"epoch-{n}.pt" for n in range(spec.epoch, first - 1, -1)]
-    missing = [p.name for p in wanted if not p.is_file()]
+    wanted = [
+        stored_checkpoint(epoch_checkpoint_path(exp_dir, n)) for n in range(spec.epoch, first - 1, -1)
+    ]
+    missing = [p.name for p in wanted if not p.exists()]
     if missing:
         raise MissingCheckpointsError(
             f"checkpoint.model.epoch={spec.epoch} avg={spec.avg} needs {missing} in "
@@ -161,8 +169,8 @@ def _plan_average(exp_dir: Path, spec: CheckpointSpec) -> tuple[list[Path], str]
             if _interval_is_averaged(None, wanted[0], spec):
                 return [wanted[0]], "running_average"
             return wanted, "mean"
-        start = exp_dir / f"epoch-{first - 1}.pt"
-        if not start.is_file():
+        start = stored_checkpoint(epoch_checkpoint_path(exp_dir, first - 1))
+        if not start.exists():
             raise MissingCheckpointsError(
                 f"checkpoint.model.epoch={spec.epoch} avg={spec.avg} with "
                 f"use_averaged_model=true needs '{start.name}' (the start of the average) "

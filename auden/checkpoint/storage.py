@@ -17,6 +17,7 @@ import torch
 
 from auden.atomic import atomic_file
 from auden.checkpoint.files import describe_checkpoints
+from auden.checkpoint.sharded import is_sharded_checkpoint, load_sharded_checkpoint
 
 
 class CheckpointWriteError(OSError):
@@ -46,10 +47,18 @@ def save_checkpoint(payload: Mapping, path: str | Path) -> Path:
 def load_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint safely (``weights_only=True``) onto the CPU, memory-mapped.
 
+    A sharded checkpoint folder (FSDP) gives its weights as full tensors, without its
+    optimizer state (:func:`auden.checkpoint.sharded.load_sharded_checkpoint`).
+
     Memory-mapping pages in only the tensors that are read (averaging reads a few keys
     of many files); the mapping is private, so tensors may be changed in place.
     """
     path = Path(path)
+    if path.is_dir() and is_sharded_checkpoint(path):
+        try:
+            return load_sharded_checkpoint(path)
+        except Exception as e:
+            raise ValueError(f"sharded checkpoint '{path}' cannot be loaded: {e}") from e
     if not path.is_file():
         raise FileNotFoundError(
             f"checkpoint '{path}' not found. " + describe_checkpoints(path.parent)

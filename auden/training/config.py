@@ -23,6 +23,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from auden.data.config import DataConfig
+from auden.types import config_value
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,11 @@ class SchedulerName(str, Enum):
     eden = "eden"  # icefall's: decays with batches and epochs, after a linear warm-up
     cosine = "cosine"  # warm-up, then cosine decay to min_lr_ratio over trainer.num_steps
     constant = "constant"  # warm-up, then constant
+
+
+class Strategy(str, Enum):
+    ddp = "ddp"  # every rank holds the whole model (DistributedDataParallel)
+    fsdp = "fsdp"  # every rank holds a shard of it (FSDP2, fully_shard); sharded checkpoints
 
 
 class Precision(str, Enum):
@@ -84,6 +90,9 @@ class TrainerConfig:
     grad_accum: int = 1
     grad_clip: float = 5.0  # max grad norm; 0 disables (scaled_adam clips by itself)
     dtype: Precision = Precision.float32  # autocast dtype where the device supports it
+    # How ranks share the model under torchrun; fsdp also computes in ``dtype`` (FSDP2's
+    # mixed precision) and writes checkpoints as folders (torch.distributed.checkpoint).
+    strategy: Strategy = Strategy.ddp
     tensorboard: bool = True
     seed: int = 42
     max_nonfinite: int = 20  # this many non-finite steps in a row stop training
@@ -174,6 +183,12 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         raise ValueError(f"trainer.dist_timeout must be > 0 seconds, got {t.dist_timeout}")
     if t.start_epoch < 1:
         raise ValueError(f"trainer.start_epoch must be >= 1, got {t.start_epoch}")
+    optimizer = config_value(t.optimizer.name)
+    if config_value(t.strategy) == "fsdp" and optimizer != "adamw":
+        raise ValueError(
+            f"trainer.strategy=fsdp trains with trainer.optimizer.name=adamw, not {optimizer} "
+            "(ScaledAdam is not written for sharded parameters)"
+        )
     if t.optimizer.lr <= 0:
         raise ValueError(f"trainer.optimizer.lr must be > 0, got {t.optimizer.lr}")
     if cfg.data.sampler.max_duration <= 0:

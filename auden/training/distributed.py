@@ -123,6 +123,11 @@ def all_ranks_true(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def any_rank_true(flag: bool, device: torch.device) -> bool:
+    """True if ``flag`` is true on some rank (e.g. "I still have a batch")."""
+    return not all_ranks_true(not flag, device)
+
+
 def gather_objects(obj) -> list:
     """Every rank's ``obj``, in rank order (on every rank)."""
     if not dist.is_initialized():

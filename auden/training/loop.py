@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -26,12 +25,14 @@ from omegaconf import DictConfig
 from auden.training.config import TrainConfig, as_train_config
 from auden.training.distributed import (
     all_ranks_true,
+    any_rank_true,
     average_gradients,
     cleanup_distributed,
     init_distributed,
     is_collective_failure,
     name_failed_ranks,
 )
+from auden.training.fsdp import grad_norm_and_clip
 from auden.training.metrics import IntervalStats, ProgressClock, format_progress
 from auden.training.trainer import Trainer
 from auden.types import AudioBatch
@@ -44,8 +45,18 @@ class NonFiniteLossError(RuntimeError):
 
 
 def _empty_batch_loss(tr: Trainer) -> torch.Tensor:
-    # A rank whose cuts were all unreadable still joins DDP's gradient all-reduce.
-    return sum(p.sum() * 0.0 for p in tr.trainable_params)
+    """A zero loss for a rank whose cuts were all unreadable: it still joins the others'
+    gradient all-reduce (DDP), or their gathers and reduce-scatters (FSDP, whose
+    collectives run in the forward: a forward of its previous batch, times zero)."""
+    if not tr.sharded:
+        return sum(p.sum() * 0.0 for p in tr.trainable_params)
+    if tr.last_batch is None:
+        raise RuntimeError(
+            "the first batch of this rank holds no usable cut: under trainer.strategy=fsdp "
+            "every rank must run a forward; check the data (skipped cuts are logged)"
+        )
+    with tr.autocast():
+        return tr.ddp_model(tr.last_batch).loss * 0.0
 
 
 def _micro_step(tr: Trainer, batch: AudioBatch, sync: bool, stats: IntervalStats) -> bool:
@@ -57,14 +68,14 @@ def _micro_step(tr: Trainer, batch: AudioBatch, sync: bool, stats: IntervalStats
         )
     tr.last_cut_ids = batch.cut_ids
     batch = batch.to(tr.dist.device)
-    no_sync = tr.ddp_model.no_sync if (tr.dist.enabled and not sync) else nullcontext
-    with no_sync():
+    with tr.gradient_sync(sync):
         if len(batch) == 0:
             loss, num_targets, num_correct = _empty_batch_loss(tr), 0, None
         else:
             with tr.autocast():
                 out = tr.ddp_model(batch)
             loss, num_targets, num_correct = out.loss, out.num_targets, out.num_correct
+            tr.last_batch = batch
         if not all_ranks_true(bool(torch.isfinite(loss.detach()).all()), tr.dist.device):
             logger.warning("non-finite loss at step %d, cuts %s", tr.state.batch_idx_train + 1,
                            batch.cut_ids)
@@ -79,9 +90,10 @@ def _optimizer_step(tr: Trainer, finite: bool, stats: IntervalStats) -> None:
     t = tr.cfg.trainer
     grad_norm = float("nan")
     if finite:
+        average_gradients(tr.unsharded_params)  # FSDP's whole parameters (none under DDP)
         tr.scaler.unscale_(tr.optimizer)
         max_norm = t.grad_clip if t.grad_clip > 0 else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(tr.trainable_params, max_norm))
+        grad_norm = grad_norm_and_clip(tr.trainable_params, max_norm)
         # fp16: the scaler skips inf/nan steps itself and lowers its scale.
         finite = math.isfinite(grad_norm) or tr.scaler.is_enabled()
     if finite:
@@ -110,17 +122,40 @@ def validate(tr: Trainer) -> IntervalStats | None:
         return None
     tr.model.eval()
     stats = IntervalStats()
+    batches = _lockstep(tr.valid_loader, tr) if tr.sharded else ((b, True) for b in tr.valid_loader)
     try:
-        for batch in tr.valid_loader:
+        for batch, counts in batches:
             if len(batch) == 0:
                 continue
             batch = batch.to(tr.dist.device)
             with tr.autocast():
                 out = tr.model(batch)
-            stats.add_batch(batch, float(out.loss), out.num_targets, out.num_correct)
+            if counts:
+                stats.add_batch(batch, float(out.loss), out.num_targets, out.num_correct)
     finally:
         tr.model.train()
     return stats.reduced(tr.dist.device)
+
+
+def _lockstep(loader, tr: Trainer):
+    """``(batch, counts)`` until every rank's batches are done: a rank whose own ended
+    repeats its last one, uncounted, because an FSDP forward is a collective."""
+    last = None
+    batches = (b for b in loader if len(b))
+    while True:
+        batch = next(batches, None)
+        if not any_rank_true(batch is not None, tr.dist.device):
+            return
+        if batch is not None:
+            last = batch
+            yield batch, True
+        elif last is None:
+            raise RuntimeError(
+                f"rank {tr.dist.rank} has no validation batch while others have: under "
+                "trainer.strategy=fsdp every rank needs one (a larger valid set, or fewer ranks)"
+            )
+        else:
+            yield last, False
 
 
 class _Progress:
@@ -218,7 +253,7 @@ def _run_epoch(tr: Trainer, progress: _Progress) -> bool:
             if t.num_steps and state.batch_idx_train >= t.num_steps:
                 return True
     if pending:  # the epoch ended inside an accumulation: use what was gathered
-        if finite:  # its micro-batches ran under no_sync: average their gradients here
+        if finite and not tr.sharded:  # they ran under DDP's no_sync: average them here
             average_gradients(tr.trainable_params)
         _optimizer_step(tr, finite, progress.stats)
         _after_step(tr, progress)

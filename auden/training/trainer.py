@@ -23,10 +23,15 @@ from auden.checkpoint import (
     find_checkpoints,
     iter_checkpoint_path,
     load_checkpoint,
+    load_sharded_into,
+    load_sharded_meta,
     load_trainable_state_dict,
     remove_old_checkpoints,
     remove_temp_files,
     save_checkpoint,
+    save_sharded_checkpoint,
+    stored_checkpoint,
+    trainable_keys,
     trainable_state_dict,
 )
 from auden.data.config import follow_model
@@ -36,7 +41,7 @@ from auden.training.distributed import DistInfo, allreduce_each_gradient, gather
 from auden.training.metrics import TensorBoard
 from auden.training.optim import build_optimizer, build_scheduler
 from auden.training.rng import capture_rng_state, restore_rng_state, seed_everything
-from auden.types import DTYPES, SpeechModel, config_value
+from auden.types import DTYPES, AudioBatch, SpeechModel, config_value
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +117,10 @@ class Trainer:
 
         seed_everything(t.seed)  # the same initial weights on every rank
         self.model = _build_model(cfg.model).to(dist.device)
+        self.sharded = config_value(t.strategy) == "fsdp" and dist.enabled
+        if config_value(t.strategy) == "fsdp" and not dist.enabled:
+            logger.warning("trainer.strategy=fsdp in one process: nothing to shard, training "
+                           "as without torchrun (checkpoints as .pt files)")
         # The model says which features it reads; the data follows it (or refuses).
         cfg.data = follow_model(cfg.data, self.model.features)
         if dist.is_main:
@@ -121,6 +130,13 @@ class Trainer:
             with atomic_folder(self.exp_dir / "tokenizer") as tmp:
                 self.model.tokenizer.save_pretrained(str(tmp))
         self.dtype = autocast_dtype(config_value(t.dtype), dist.device)
+        # Parameters whole on every rank under FSDP, whose gradients are averaged by hand.
+        self.unsharded_params: list[torch.nn.Parameter] = []
+        if self.sharded:  # before the optimizer, which must hold the sharded parameters
+            from auden.training.fsdp import shard_model
+
+            whole = shard_model(self.model, self.dtype)
+            self.unsharded_params = [p for p in whole if p.requires_grad]
         self.optimizer = build_optimizer(self.model.named_parameters(), t.optimizer)
         self.scheduler = build_scheduler(self.optimizer, t.scheduler, num_steps=t.num_steps)
         self.scaler = torch.amp.GradScaler(
@@ -128,7 +144,11 @@ class Trainer:
         )
         self.state = TrainState(epoch=t.start_epoch)
         self.last_cut_ids: list[str] = []
-        self.model_avg = RunningAverage.of_model(self.model) if dist.is_main else None
+        self.last_batch: AudioBatch | None = None  # for FSDP's forward of an empty batch
+        # Under FSDP every rank averages its own shards; under DDP rank 0 the whole model.
+        self.model_avg = (
+            RunningAverage.of_model(self.model) if dist.is_main or self.sharded else None
+        )
         ckpt = self._resume_checkpoint()
         if ckpt is not None:
             self._restore(ckpt)
@@ -146,8 +166,8 @@ class Trainer:
             readers = ckpt["sampler"].get("readers") or []
             self.train_data.load_state_dict(readers[dist.rank] if dist.rank < len(readers) else None)
         self.valid_loader = build_valid_loader(cfg.data, **common)
-        self.ddp_model = self.model
-        if dist.enabled:
+        self.ddp_model = self.model  # under FSDP the model itself: fully_shard wraps in place
+        if dist.enabled and not self.sharded:
             self.ddp_model = DistributedDataParallel(
                 self.model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None
             )
@@ -183,7 +203,18 @@ class Trainer:
     def trainable_params(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
+    def gradient_sync(self, sync: bool):
+        """DDP's ``no_sync`` between the micro-batches of an accumulation.
+
+        FSDP reduce-scatters every micro-batch's gradients instead: it keeps them sharded
+        between micro-batches, which is what it is for.
+        """
+        if self.dist.enabled and not self.sharded and not sync:
+            return self.ddp_model.no_sync()
+        return nullcontext()
+
     # ---- checkpoints ----
+
 
     def _resume_checkpoint(self) -> dict | None:
         t = self.cfg.trainer
@@ -196,15 +227,43 @@ class Trainer:
                 logger.warning("%s holds checkpoints of an earlier run: this run overwrites "
                                "them (resume with trainer.start_batch=N)", self.exp_dir)
             return None
+        path = stored_checkpoint(path)
+        if path.is_dir() != self.sharded:
+            raise ValueError(
+                f"'{path}' was written under trainer.strategy="
+                f"{'fsdp' if path.is_dir() else 'ddp'}: resume it with the same strategy "
+                "(both read by evaluate.py and `auden export`)"
+            )
         logger.info("resuming from %s", path)
-        return load_checkpoint(path)
+        if not self.sharded:
+            return load_checkpoint(path)
+        ckpt = load_sharded_meta(path)
+        tensors = self._sharded_tensors()
+        load_sharded_into(tensors, path)  # in place: into this rank's shards
+        return {**ckpt, **tensors}
+
+    def _sharded_tensors(self) -> dict:
+        """What a sharded checkpoint holds of this rank: its shards (DTensors), live."""
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        state = self.model.state_dict()
+        return {
+            "model": {k: state[k] for k in trainable_keys(self.model) if k in state},
+            "model_avg": self.model_avg.state_dict(),
+            "optimizer": get_optimizer_state_dict(self.model, self.optimizer),
+        }
 
     def _restore(self, ckpt: dict) -> None:
         source = f"{self.cfg.exp_dir}: batch {ckpt.get('batch_idx_train')}"
         load_trainable_state_dict(self.model, ckpt["model"], source)
         if self.model_avg is not None and ckpt.get("model_avg") is not None:
             self.model_avg = RunningAverage(ckpt["model_avg"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.sharded:
+            from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+            set_optimizer_state_dict(self.model, self.optimizer, ckpt["optimizer"])
+        else:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("grad_scaler"):
             self.scaler.load_state_dict(ckpt["grad_scaler"])
@@ -221,15 +280,19 @@ class Trainer:
             )
 
     def _payload(self) -> dict:
-        """Everything exact resume needs. A collective: every rank calls it."""
-        model_state = trainable_state_dict(self.model)
+        """Everything exact resume needs. A collective: every rank calls it.
+
+        Under FSDP the weights, their average and the optimizer state are left out: each
+        rank writes its shards of them itself (:meth:`save`).
+        """
         per_rank = gather_objects(
             {
                 "rng": capture_rng_state(),
                 "last_cut_ids": list(self.last_cut_ids),
                 # Parameters only: buffers (BatchNorm statistics) are each rank's own under
                 # DDP, which broadcasts rank 0's before every forward; rank 0's are saved.
-                "fingerprint": _fingerprint(
+                # Under FSDP each rank holds other shards: there is nothing to compare.
+                "fingerprint": None if self.sharded else _fingerprint(
                     {n: p for n, p in self.model.named_parameters() if p.requires_grad}
                 ),
                 "readers": self.train_data.state_dict(),
@@ -242,10 +305,13 @@ class Trainer:
                 f"(fingerprints {fingerprints}): gradients were not synchronised"
             )
         t = self.cfg.trainer
-        return {
-            "model": model_state,
+        tensors = {} if self.sharded else {
+            "model": trainable_state_dict(self.model),
             "model_avg": self.model_avg.state_dict() if self.model_avg is not None else None,
             "optimizer": self.optimizer.state_dict(),
+        }
+        return {
+            **tensors,
             "scheduler": self.scheduler.state_dict(),
             "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "sampler": {
@@ -267,14 +333,18 @@ class Trainer:
 
     def save(self, path: Path) -> None:
         payload = self._payload()
-        if self.dist.is_main:
+        if self.sharded:
+            save_sharded_checkpoint(self._sharded_tensors(), payload, path)
+            if self.dist.is_main:
+                logger.info("saved %s", path)
+        elif self.dist.is_main:
             save_checkpoint(payload, path)
             logger.info("saved %s", path)
 
     def save_iter_checkpoint(self) -> None:
-        self.save(iter_checkpoint_path(self.exp_dir, self.state.batch_idx_train))
+        self.save(iter_checkpoint_path(self.exp_dir, self.state.batch_idx_train, self.sharded))
         if self.dist.is_main:
             remove_old_checkpoints(self.exp_dir, self.cfg.trainer.keep_last_k)
 
     def save_epoch_checkpoint(self) -> None:
-        self.save(epoch_checkpoint_path(self.exp_dir, self.state.epoch))
+        self.save(epoch_checkpoint_path(self.exp_dir, self.state.epoch, self.sharded))
