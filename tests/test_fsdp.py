@@ -97,6 +97,7 @@ def test_fsdp_run_killed_mid_save_resumes_from_its_last_complete_folder_exactly(
     finally:
         os.killpg(killed.pid, signal.SIGKILL)
         _kill(killed)
+    assert _temp_folders(part), "the kill did not land inside a save"
     found = find_checkpoints(part)
     last = int(found[0].name.split("-")[1])
     assert last < STEPS, "the run finished before the kill"

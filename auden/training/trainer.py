@@ -215,7 +215,6 @@ class Trainer:
 
     # ---- checkpoints ----
 
-
     def _resume_checkpoint(self) -> dict | None:
         t = self.cfg.trainer
         if t.start_batch > 0:
