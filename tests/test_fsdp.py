@@ -12,24 +12,35 @@ tiny Qwen2 with LoRA (its decoder layers are units, the adapters sharded with th
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from test_multinode import _kill, _launch
 from test_train_torchrun import VENV_BIN, _env, _max_diff, _run, _scalars, _torchrun
 
 from auden.atomic import TEMP_PREFIX
-from auden.checkpoint import find_checkpoints, load_checkpoint
+from auden.checkpoint import (
+    CheckpointSpec,
+    find_checkpoints,
+    load_checkpoint,
+    remove_temp_files,
+    resolve_checkpoint,
+    save_sharded_checkpoint,
+)
+from auden.checkpoint.sharded import shared_temp_path
 from auden.training.config import TrainConfig, as_train_config
 
 STEPS = 10
-COMMON = dict(num_steps=STEPS, save_every_n=1, average_period=1, valid_interval=5,
-              log_interval=1)
+# grad_accum=2 with 5 batches per rank and epoch: epochs end inside an accumulation too.
+COMMON = dict(num_steps=STEPS, grad_accum=2, save_every_n=1, average_period=1,
+              valid_interval=5, log_interval=1)
 
 
 def _args(setup, llm: Path, exp: Path, strategy: str, **kw) -> list[str]:
@@ -52,12 +63,13 @@ def runs(training_setup, tiny_llm_folder, tmp_path_factory) -> dict[str, Path]:
     exps = {}
     for strategy in ("ddp", "fsdp"):
         exps[strategy] = root / strategy
-        out = _run(_torchrun(_args(training_setup, tiny_llm_folder, exps[strategy], strategy)))
+        out = _run(_torchrun(_args(training_setup, tiny_llm_folder, exps[strategy], strategy)),
+                   timeout=600)
         assert out.returncode == 0, out.stderr[-3000:]
     return exps
 
 
-@pytest.mark.slow  # two 2-rank runs and two exports: 60 s on 2 idle cores
+@pytest.mark.slow  # two 2-rank runs and two exports: 90 s at load 8 on 2 cores
 def test_fsdp_and_ddp_train_to_the_same_losses_and_export_the_same_averaged_model(runs):
     ddp, fsdp = _scalars(runs["ddp"] / "tensorboard"), _scalars(runs["fsdp"] / "tensorboard")
     for tag in ("train/loss", "train/grad_norm", "valid/loss"):
@@ -79,7 +91,7 @@ def test_fsdp_and_ddp_train_to_the_same_losses_and_export_the_same_averaged_mode
     assert _max_diff(exported["ddp"], exported["fsdp"]) <= 1e-5
 
 
-@pytest.mark.slow  # two 2-rank runs: ~45 s on 2 idle cores
+@pytest.mark.slow  # two 2-rank runs: 400 s at load 8 on 2 cores (start-ups, dataloader workers)
 def test_fsdp_run_killed_mid_save_resumes_from_its_last_complete_folder_exactly(
     runs, training_setup, tiny_llm_folder, tmp_path
 ):
@@ -104,7 +116,7 @@ def test_fsdp_run_killed_mid_save_resumes_from_its_last_complete_folder_exactly(
     for folder in found:  # nothing half-written under a checkpoint's name
         assert load_checkpoint(folder)["batch_idx_train"] == int(folder.name.split("-")[1])
 
-    resumed = _run(_torchrun(args + [f"trainer.start_batch={last}"]))
+    resumed = _run(_torchrun(args + [f"trainer.start_batch={last}"]), timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert not _temp_folders(part), "the restart left the interrupted save's folder"
     a = load_checkpoint(runs["fsdp"] / f"checkpoint-{STEPS}")
@@ -130,3 +142,44 @@ def test_fsdp_refuses_scaled_adam_by_name(training_setup, tmp_path):
     cfg.trainer.optimizer.name = "scaled_adam"
     with pytest.raises(ValueError, match="trainer.strategy=fsdp.*adamw"):
         as_train_config(cfg)
+
+
+def _as_folders(pt_dir: Path, out: Path) -> None:
+    """Each ``.pt`` checkpoint of ``pt_dir`` as the sharded folder FSDP would write."""
+    out.mkdir()
+    for path in pt_dir.glob("*.pt"):
+        ckpt = torch.load(path, weights_only=True)
+        tensors = {k: ckpt.pop(k) for k in ("model", "model_avg") if ckpt.get(k) is not None}
+        save_sharded_checkpoint(tensors, ckpt, out / path.stem)
+
+
+def test_sharded_folders_are_resolved_and_averaged_as_their_pt_files(tmp_path):
+    from test_average import _simulate_training
+
+    pt, folders = tmp_path / "pt", tmp_path / "folders"
+    pt.mkdir()
+    _simulate_training(pt, steps=30, save_every=10, period=5)
+    _as_folders(pt, folders)
+    assert [p.name for p in find_checkpoints(folders)] == [
+        "checkpoint-30", "checkpoint-20", "checkpoint-10"
+    ]
+    for spec in (CheckpointSpec(iter=30, avg=1), CheckpointSpec(iter=30, avg=2),
+                 CheckpointSpec(iter=25, avg=2, use_averaged_model=False)):
+        a = load_checkpoint(resolve_checkpoint(pt, spec))
+        b = load_checkpoint(resolve_checkpoint(folders, spec))
+        assert a["averaged_from"]["method"] == b["averaged_from"]["method"]
+        assert torch.equal(a["model"]["w"], b["model"]["w"]), spec
+    named = resolve_checkpoint(folders, CheckpointSpec(filename="checkpoint-20"))
+    assert named == folders / "checkpoint-20"
+    assert torch.equal(load_checkpoint(named)["model"]["w"],
+                       load_checkpoint(pt / "checkpoint-20.pt")["model"]["w"])
+
+
+def test_an_interrupted_save_is_never_found_and_is_cleared_at_the_next_start(tmp_path):
+    save_sharded_checkpoint({"model": {"w": torch.ones(3)}}, {"batch_idx_train": 4},
+                            tmp_path / "checkpoint-4")
+    half = shared_temp_path(tmp_path / "checkpoint-8")  # what a kill mid-save leaves
+    shutil.copytree(tmp_path / "checkpoint-4", half)
+    (half / "meta.pt").unlink()
+    assert [p.name for p in find_checkpoints(tmp_path)] == ["checkpoint-4"]
+    assert remove_temp_files(tmp_path) == [half] and not half.exists()

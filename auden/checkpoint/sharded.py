@@ -60,7 +60,7 @@ def save_sharded_checkpoint(tensors: Mapping, meta: Mapping, path: str | Path) -
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     _barrier()
-    dcp.save(dict(tensors), checkpoint_id=str(tmp))
+    dcp.save(dict(tensors), checkpoint_id=str(tmp), no_dist=not dist.is_initialized())
     if main:
         torch.save(dict(meta), tmp / META)
         with atomic_folder(path, temp=tmp):
