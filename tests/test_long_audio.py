@@ -12,7 +12,7 @@ from auden import pipeline
 from auden.audio.features import build_feature_extractor, extract_padded
 from auden.inference.long_audio import Windowing, encode_clips
 from auden.inference.pipeline import AudioTextToTextPipeline
-from auden.models.audio_llm import AudioLlm
+from auden.models.audio_llm import AudioLlm, HeardAudio
 from auden.types import EncoderOutput
 
 
@@ -119,7 +119,9 @@ def _overfit_on_clips_and_their_concatenations(tmp_path) -> AudioLlm:
         row_lens = torch.tensor([x.shape[0] for x in joined])
         frames = torch.nn.utils.rnn.pad_sequence(joined, batch_first=True)
         logits, labels = model.compute_logits(
-            batch, only_predicting_targets=True, enc_out=EncoderOutput(frames, row_lens)
+            batch,
+            only_predicting_targets=True,
+            heard=HeardAudio(EncoderOutput(frames, row_lens), None, {}),
         )
         loss = torch.nn.functional.cross_entropy(
             logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
