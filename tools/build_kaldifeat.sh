@@ -63,7 +63,7 @@ if ! compgen -G "$wheel_dir/kaldifeat-*.whl" > /dev/null; then
   mv "$wheel_dir.tmp" "$wheel_dir"
 fi
 
-log "installing $(basename "$(compgen -G "$wheel_dir/kaldifeat-*.whl" | head -1)") from $wheel_dir"
+log "installing $(basename "$(compgen -G "$wheel_dir/kaldifeat-*.whl" | sed -n 1p)") from $wheel_dir"
 "$python" -m pip install -q --no-deps --force-reinstall "$wheel_dir"/kaldifeat-*.whl
 "$python" -c "import kaldifeat, torch; fb = kaldifeat.Fbank(kaldifeat.FbankOptions()); \
 print('kaldifeat', kaldifeat.__version__, 'ok:', tuple(fb(torch.zeros(16000)).shape))"

@@ -126,7 +126,9 @@ fi
 
 if in_stage 5 "export the averaged model and transcribe a file"; then
   auden export "$audio_llm_exp" --iter "$audio_llm_steps" --avg "$avg" --out "$audio_llm_exp/export"
-  wav=$(find data/audio/test-unseen -name '*.wav' | sort | head -n 1)
+  # sed reads to the end: `head` could stop `sort` mid-write, a SIGPIPE that pipefail
+  # turns into a failed run (it did once, exit 141).
+  wav=$(find data/audio/test-unseen -name '*.wav' | sort | sed -n 1p)
   auden transcribe "$audio_llm_exp/export" "$wav"
   end_stage
 fi
