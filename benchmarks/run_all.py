@@ -10,6 +10,8 @@ CPU two OpenMP threads spin-wait for each other). Full runs write to
 ``benchmarks/results/`` and regenerate ``benchmarks/RESULTS.md``; quick runs write to
 ``benchmarks/results/quick/`` and ``RESULTS.md`` there, so a smoke check never
 overwrites the committed results. A failing script is reported and the others still run.
+Scripts that read what a recipe run left (``bench_demo``: the demo's stage timings;
+``bench_data_formats``: a prepared ``egs/mini_en``) say so and write nothing without it.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ from benchlib import FIGURE_FIELDS, RESULT_FIELDS, Goal, Recorder, check_result 
 from make_results import load_results, render  # noqa: E402
 
 SCRIPTS = sorted(p.stem for p in BENCH.glob("bench_*.py"))
+# Scripts that need a prepared recipe have their own slow test below, which prepares one.
+NEEDS_CORPUS = {"bench_data_formats"}
 
 
 def _result(tmp_path: Path) -> dict:
@@ -78,13 +80,18 @@ def _extra_args(script: str, tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", sorted(set(SCRIPTS) - NEEDS_CORPUS))
 def test_benchmark_script_quick_run_writes_every_field(script, tmp_path):
     out = tmp_path / f"{script}.json"
+    result = _quick_run(script, out, _extra_args(script, tmp_path))
+    assert result["title"] in render(load_results(tmp_path))
+
+
+def _quick_run(script: str, out: Path, extra_args: list[str]) -> dict:
+    """``script --quick --out out``; its JSON, checked field by field."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(
-        [sys.executable, str(BENCH / f"{script}.py"), "--quick", "--out", str(out)]
-        + _extra_args(script, tmp_path),
+        [sys.executable, str(BENCH / f"{script}.py"), "--quick", "--out", str(out)] + extra_args,
         check=True,
         env=env,
         timeout=900,  # generous: a shared CI machine can be slow; the scripts take seconds of CPU
@@ -96,5 +103,38 @@ def test_benchmark_script_quick_run_writes_every_field(script, tmp_path):
         assert set(FIGURE_FIELDS) <= set(fig)
         assert all(isinstance(v, float) for v in fig["values"]), fig
         assert fig["min"] <= fig["median"] <= fig["max"], fig
-    page = render(load_results(tmp_path))
-    assert result["title"] in page
+    return result
+
+
+def test_data_formats_bench_without_a_prepared_recipe_says_so_and_writes_nothing(tmp_path, capsys):
+    import bench_data_formats
+
+    out = tmp_path / "data_formats.json"
+    with pytest.raises(SystemExit) as stop:
+        bench_data_formats.main(["--recipe-dir", str(tmp_path), "--out", str(out)])
+    assert stop.value.code == 0
+    assert "run `bash prepare.sh` there" in capsys.readouterr().out
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_data_formats_bench_trains_from_jsonl_and_from_shar_on_a_tiny_mini_en(tmp_path):
+    from recipe_fixtures import copy_recipe, run_prepare
+
+    recipe = copy_recipe("mini_en", tmp_path / "repo")
+    prepared = run_prepare(recipe, "--num-utts", "64")  # the smallest corpus with every kind
+    assert prepared.returncode == 0, prepared.stdout[-3000:] + prepared.stderr[-3000:]
+    before = {p: p.stat().st_mtime_ns for p in recipe.rglob("*")}
+    results = tmp_path / "results"
+    result = _quick_run(
+        "bench_data_formats", results / "data_formats.json", ["--recipe-dir", str(recipe)]
+    )
+    figures = {f["name"]: f for f in result["figures"]}
+    shar = figures["Shar: training"]
+    assert shar["anchor"] == "jsonl + Lilcom: training" and shar["ratio"] > 0
+    assert figures["jsonl + Lilcom: training"]["median"] > 0
+    assert figures["Shar: start-up to the first batch"]["ratio"] > 0
+    assert sum(result["details"]["shards"].values()) >= 2  # one Shar folder per manifest
+    # The recipe is only read: nothing written, nothing changed.
+    assert {p: p.stat().st_mtime_ns for p in recipe.rglob("*")} == before
+    assert result["title"] in render(load_results(results))
