@@ -253,6 +253,16 @@ def main(argv: list[str] | None = None) -> None:
                 note=f"steps {args.warmup + 1}-{args.steps}, wall clock; median batch "
                 f"{median(a for run in runs[fmt] for a in run.audio):.1f} audio s",
             )
+        rec.figure(
+            "Shar / jsonl + Lilcom, run by run",
+            "ratio",
+            [
+                s.throughput(args.warmup) / j.throughput(args.warmup)
+                for j, s in zip(runs[jsonl], runs[shar])
+            ],
+            note="each Shar run against the jsonl run beside it (same repeat): a change "
+            "in the machine's load between repeats falls on both",
+        )
         for fmt in FORMATS:
             rec.figure(
                 f"{fmt}: start-up to the first batch",
