@@ -43,6 +43,7 @@ from auden.models.heads import (
     LabelHeadConfig,
     LabelHeads,
     ctc_greedy,
+    ctc_labels,
     ctc_loss,
     pool_utterances,
 )
@@ -488,9 +489,8 @@ class AudioLlm(nn.Module):
         loss, num_targets, num_correct = reply_loss(logits, labels)
         metrics = {}
         if self.ctc_head is not None:
-            ids = self.tokenizer(batch_transcripts(batch), add_special_tokens=False)["input_ids"]
-            ctc_labels = [[i + 1 for i in row] for row in ids]  # past the blank
-            ctc_sum, num_labels = ctc_loss(heard.ctc_log_probs, heard.enc_out.lens, ctc_labels)
+            label_ids = ctc_labels(self.tokenizer, batch_transcripts(batch))
+            ctc_sum, num_labels = ctc_loss(heard.ctc_log_probs, heard.enc_out.lens, label_ids)
             loss = loss + self.config.ctc.weight * ctc_sum / max(num_labels, 1)
             metrics["ctc_loss"] = float(ctc_sum.detach())
         if self.label_heads is not None:
@@ -542,7 +542,8 @@ class AudioLlm(nn.Module):
         if self.label_heads is None:
             return {}
         features, lens = batch.features.to(self.device), batch.feature_lens.to(self.device)
-        return self.label_heads.predict(self.hear(features, lens).label_logits)
+        pooled = pool_utterances(self.run_encoder(features, lens), features, lens)
+        return self.label_heads.predict(self.label_heads(pooled))
 
     @torch.no_grad()
     def decode_ctc(self, batch: AudioBatch) -> list[str]:

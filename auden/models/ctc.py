@@ -31,6 +31,7 @@ from auden.models.heads import (
     LabelHeadConfig,
     LabelHeads,
     ctc_greedy,
+    ctc_labels,
     ctc_loss,
     pool_utterances,
 )
@@ -132,8 +133,7 @@ class CtcModel(nn.Module):
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """CTC label ids (tokenizer ids shifted by one past the blank)."""
-        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return [[i + 1 for i in row] for row in ids]
+        return ctc_labels(self.tokenizer, texts)
 
     def target_fits(self, num_frames: int, target: str) -> bool:
         """Whether CTC can align ``target`` to a clip of ``num_frames`` 100 Hz frames.

@@ -189,6 +189,12 @@ class LabelHeads(nn.Module):
         return out
 
 
+def ctc_labels(tokenizer, texts: list[str]) -> list[list[int]]:
+    """CTC label ids of ``texts``: the tokenizer's ids shifted by one, past the blank."""
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [[i + 1 for i in row] for row in ids]
+
+
 def ctc_loss(
     log_probs: torch.Tensor, lens: torch.Tensor, labels: list[list[int]]
 ) -> tuple[torch.Tensor, int]:
