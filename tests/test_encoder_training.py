@@ -277,6 +277,52 @@ def test_ctc_projector_gives_one_position_per_heard_token_after_the_summary():
     assert torch.allclose(batch_out[0], out[0], atol=1e-6)
 
 
+def test_ctc_projector_hard_tokens_read_the_greedy_word_and_still_pass_gradients():
+    from auden.models.projector import CtcCompressor, ProjectorConfig
+
+    torch.manual_seed(0)
+    embeddings = torch.randn(5, 4)
+    # One unsure segment: token 2 at 0.5, tokens 0 and 3 at 0.25 each.
+    probs = torch.tensor([[[1e-6, 0.25, 1e-6, 0.5, 0.25, 1e-6]]])
+    log_probs = probs.log().requires_grad_()
+    frames = torch.randn(1, 1, 6)
+    soft = CtcCompressor(ProjectorConfig(type="ctc", summary_chunks=1), 6, 4)
+    hard = CtcCompressor(ProjectorConfig(type="ctc", summary_chunks=1, hard_tokens=True), 6, 4)
+    soft_out, _ = soft(frames, torch.tensor([1]), log_probs, embeddings)
+    hard_out, _ = hard(frames, torch.tensor([1]), log_probs, embeddings)
+    assert torch.allclose(hard_out[0, 1], embeddings[2], atol=1e-5)  # the greedy word
+    assert not torch.allclose(soft_out[0, 1], embeddings[2], atol=1e-2)  # a blend
+    hard_out[0, 1].sum().backward()
+    assert log_probs.grad is not None and log_probs.grad.abs().sum() > 0
+
+
+def test_ctc_projector_sound_dropout_leaves_out_the_sound_in_training_only_and_can_be_off():
+    from auden.models.projector import CtcCompressor, ProjectorConfig
+
+    torch.manual_seed(0)
+    embeddings = torch.randn(5, 4)
+    path = [1, 2, 3, 4, 5] * 40  # 200 sure tokens
+    log_probs = torch.full((1, 200, 6), -30.0)
+    log_probs[0, torch.arange(200), torch.tensor(path)] = 0.0
+    frames = torch.randn(1, 200, 6)
+    compressor = CtcCompressor(ProjectorConfig(type="ctc", summary_chunks=1, sound_dropout=0.5), 6, 4)
+    torch.nn.init.normal_(compressor.acoustic[-1].weight)  # a sound that shows
+    words = embeddings[torch.tensor(path) - 1]
+    out, _ = compressor(frames, torch.tensor([200]), log_probs, embeddings)
+    bare = (out[0, 1:] - words).abs().amax(1) < 1e-6
+    assert 60 < int(bare.sum()) < 140  # about half the tokens without their sound
+    compressor.eval()
+    out, _ = compressor(frames, torch.tensor([200]), log_probs, embeddings)
+    assert not ((out[0, 1:] - words).abs().amax(1) < 1e-6).any()
+    with pytest.raises(ValueError, match="sound_dropout"):
+        CtcCompressor(ProjectorConfig(type="ctc", sound_dropout=1.0), 6, 4)
+    # Without the sound at all, a token is its word (and there is no sound MLP to train).
+    bare = CtcCompressor(ProjectorConfig(type="ctc", summary_chunks=1, token_sound=False), 6, 4)
+    assert not any(name.startswith("acoustic") for name, _ in bare.named_parameters())
+    out, _ = bare.train()(frames, torch.tensor([200]), log_probs, embeddings)
+    assert torch.allclose(out[0, 1:], words, atol=1e-6)
+
+
 def test_ctc_projector_needs_the_joint_ctc_head(llm_folder):
     from auden.models.projector import ProjectorConfig
 

@@ -34,8 +34,9 @@ PROJECTOR_TYPES = ("mlp", "conv", "ctc")
 class ProjectorConfig:
     """``type``: "mlp", "conv" or "ctc"; ``hidden_size``: MLP width (0 = the LLM's width).
 
-    ``ds_rate`` applies to mlp/conv; ``summary_chunks`` to ctc (the clip is cut into that
-    many equal spans, each averaged into one summary position).
+    ``ds_rate`` applies to mlp/conv; ``summary_chunks`` and ``sound_dropout`` to ctc (the
+    clip is cut into that many equal spans, each averaged into one summary position; in
+    training, each token's projected sound is left out with that probability).
     """
 
     type: str = "mlp"
@@ -43,6 +44,9 @@ class ProjectorConfig:
     hidden_size: int = 0
     activation: str = "gelu"
     summary_chunks: int = 4
+    sound_dropout: float = 0.0
+    hard_tokens: bool = False
+    token_sound: bool = True
 
 
 def projected_lengths(lens: torch.Tensor, ds_rate: int) -> torch.Tensor:
@@ -138,12 +142,17 @@ class CtcCompressor(nn.Module):
             raise ValueError(
                 f"model.projector.summary_chunks must be >= 1, got {config.summary_chunks}"
             )
+        if not 0.0 <= config.sound_dropout < 1.0:
+            raise ValueError(
+                f"model.projector.sound_dropout must be in [0, 1), got {config.sound_dropout}"
+            )
         self.config = config
-        self.acoustic = _mlp(config, encoder_dim, llm_dim)
+        self.acoustic = _mlp(config, encoder_dim, llm_dim) if config.token_sound else None
         self.summary = _mlp(config, encoder_dim, llm_dim)
-        # The sound starts as a zero offset: at step 0 the LLM reads the CTC tokens as text.
-        nn.init.zeros_(self.acoustic[-1].weight)
-        nn.init.zeros_(self.acoustic[-1].bias)
+        if self.acoustic is not None:
+            # The sound starts as a zero offset: at step 0 the LLM reads the CTC tokens as text.
+            nn.init.zeros_(self.acoustic[-1].weight)
+            nn.init.zeros_(self.acoustic[-1].bias)
 
     def forward(
         self,
@@ -205,8 +214,19 @@ class CtcCompressor(nn.Module):
         mean_frame = frames.new_zeros(total, d).index_add(0, index, frames[keep]) / seg_counts
         token_probs = probs.new_zeros(total, vocab).index_add(0, index, probs[keep][:, blank + 1 :])
         token_probs = token_probs / token_probs.sum(1, keepdim=True).clamp(min=1e-8)
+        if self.config.hard_tokens:
+            # The greedy token's embedding (what a cascade reads), gradients through the soft one.
+            hard = torch.zeros_like(token_probs).scatter_(1, token_probs.argmax(1, keepdim=True), 1.0)
+            token_probs = hard + token_probs - token_probs.detach()
         tokens = token_probs.to(embeddings.dtype) @ embeddings[:vocab]
-        tokens = tokens + self.acoustic(mean_frame).to(tokens.dtype)
+        if self.acoustic is not None:
+            sound = self.acoustic(mean_frame)
+            if self.training and self.config.sound_dropout > 0:
+                # Tokens without their sound: the LLM must read the word from the token,
+                # which CTC spells well, and use the sound only for what it does not say.
+                kept = torch.rand(total, 1, device=device) >= self.config.sound_dropout
+                sound = sound * kept.to(sound.dtype)
+            tokens = tokens + sound.to(tokens.dtype)
         rows = torch.arange(b, device=device)[:, None].expand(b, t)[starts]
         out = out.index_put((rows, k + in_row[starts]), tokens.to(out.dtype))
         return out, out_lens
