@@ -369,6 +369,9 @@ def test_label_heads_of_the_ctc_export_reach_the_audio_llm_and_show_as_words(llm
     table = model.llm.get_input_embeddings().weight
     words = torch.stack([table[ids].mean(0) for ids in model._label_word_ids[:2]])
     assert torch.allclose(frames[:, 0], probs @ words, atol=1e-5)
+    # Those are the tokens text pretraining wrote for the class, after a space.
+    female = model.tokenizer(" female", add_special_tokens=False).input_ids
+    assert model._label_word_ids[1] == female
     model.train()
     batch.labels = {"gender": ["female", "male"], "pitch": [None, "high"]}
     model(batch).loss.backward()

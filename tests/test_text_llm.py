@@ -49,13 +49,13 @@ def test_label_words_then_spoken_words_stand_where_the_audio_was(tmp_path):
     user, assistant = conversations[0]
     # The words evaluate.py's text baseline gives the same LLM (label words first).
     assert user["content"] == [
-        {"type": "text", "text": "female fast the cat sat"},
+        {"type": "text", "text": " female fast the cat sat"},
         {"type": "text", "text": "Transcribe:"},
     ]
     assert assistant == {"role": "assistant", "content": "the cat sat"}
-    assert conversations[1][0]["content"][0]["text"] == "male a dog"
+    assert conversations[1][0]["content"][0]["text"] == " male a dog"
     # A sound without words is read by its labels alone.
-    assert conversations[2][0]["content"][0]["text"] == "rising tone"
+    assert conversations[2][0]["content"][0]["text"] == " rising tone"
     # Without label fields, only the spoken words are read.
     assert _model(tmp_path / "plain").words(batch) == ["the cat sat", "", "a dog", ""]
 

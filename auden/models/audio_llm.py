@@ -180,10 +180,11 @@ class AudioLlm(nn.Module):
             else None
         )
         if self.label_heads is not None:
-            # Each class as the LLM's words for it: the mean embedding of its tokens (none
-            # for a head's none_class: the LLM reads nothing there).
+            # Each class as the LLM's words for it: the mean embedding of its tokens, as
+            # text pretraining wrote it, after a space (" high" is one token, "high" two);
+            # none for a head's none_class: the LLM reads nothing there.
             ids = [
-                tokenizer(cls_name, add_special_tokens=False).input_ids
+                tokenizer(f" {cls_name}", add_special_tokens=False).input_ids
                 if cls_name in c.classes
                 else []
                 for c in labels

@@ -97,8 +97,12 @@ class TextLlm(nn.Module):
                 "(AudioBatch.texts): the text LLM reads them in place of the audio"
             )
         labels = [batch.labels.get(f) or [None] * len(batch) for f in self.config.label_fields]
+        # Each label word after a space, first one included: " female fast high" is the
+        # tokens the audio LLM shows for its label heads' classes (one token a word here).
         return [
-            " ".join([*(str(row[i]) for row in labels if row[i]), spoken]).strip()
+            ("".join(f" {row[i]}" for row in labels if row[i]) + f" {spoken}").rstrip()
+            if any(row[i] for row in labels)
+            else spoken
             for i, spoken in enumerate(t.strip() for t in batch.texts)
         ]
 
