@@ -42,6 +42,7 @@ from auden.decoding.config import EvalConfig, as_eval_config
 from auden.decoding.metrics import LABEL_TASK, DecodedUtterance, TaskScores, score_utterances
 from auden.decoding.writers import format_table, write_results
 from auden.models.ctc import batch_transcripts
+from auden.models.text_llm import words_read_for_audio
 from auden.types import (
     AudioBatch,
     AudioChatModel,
@@ -128,7 +129,9 @@ def model_decoder(
 ) -> Decoder:
     def hypotheses(batch: AudioBatch) -> list[str]:
         return model.decode(
-            batch, decoding_method=decoding_method, beam_size=beam_size,
+            batch,
+            decoding_method=decoding_method,
+            beam_size=beam_size,
             max_new_tokens=max_new_tokens,
         )
 
@@ -163,8 +166,7 @@ def auxiliary_decoders(model: nn.Module, task: str) -> list[Decoder]:
                 # A none-class prediction (the head says the clip has no such label) is
                 # scored by the class's name.
                 lambda batch, name=name: [
-                    model.label_none_class(name) if p is None else p
-                    for p in classify(batch)[name]
+                    model.label_none_class(name) if p is None else p for p in classify(batch)[name]
                 ],
                 lambda batch, name=name: batch.labels.get(name) or [None] * len(batch),
             )
@@ -208,8 +210,7 @@ def baseline_decoder(
             predicted = model.classify(batch)
             labels = [predicted[f] for f in fields]
         return [
-            " ".join([*(row[i] for row in labels if row[i]), spoken[i]]).strip()
-            for i in range(len(batch))
+            words_read_for_audio([row[i] for row in labels], spoken[i]) for i in range(len(batch))
         ]
 
     def hypotheses(batch: AudioBatch) -> list[str]:
@@ -236,7 +237,10 @@ def decode_utterances(
 ) -> list[DecodedUtterance]:
     """Run ``model.decode`` over every batch; one result per cut, with its prompt."""
     decoder = model_decoder(
-        model, "", decoding_method=decoding_method, beam_size=beam_size,
+        model,
+        "",
+        decoding_method=decoding_method,
+        beam_size=beam_size,
         max_new_tokens=max_new_tokens,
     )
     return run_decoders([decoder], loader, device=device, total=total, desc=desc)[0]
@@ -349,7 +353,9 @@ def evaluate(cfg: EvalConfig | DictConfig) -> EvalResult:
         else:
             decoders = [
                 model_decoder(
-                    model, "", decoding_method=_method(cfg),
+                    model,
+                    "",
+                    decoding_method=_method(cfg),
                     beam_size=cfg.beam_size if _method(cfg) == "beam_search" else 1,
                     max_new_tokens=cfg.max_new_tokens,
                 ),

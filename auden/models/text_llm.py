@@ -42,6 +42,19 @@ from auden.models.tiny_llm import save_llm_folder
 from auden.types import AudioBatch, ModelOutput
 
 
+def words_read_for_audio(labels: list[str | None], spoken: str) -> str:
+    """What an LLM reads where a clip would be: its label words, then its spoken words.
+
+    Each label word comes after a space, the first one included: " female fast high" is
+    the tokens an audio LLM shows for its label heads' classes (one token a word in the
+    tiny LLM; "high" at the start would be two). Text pretraining and evaluate.py's text
+    and cascade baselines all write it here, so they read alike.
+    """
+    spoken = spoken.strip()
+    named = "".join(f" {label}" for label in labels if label)
+    return f"{named} {spoken}".rstrip() if named else spoken
+
+
 @dataclass
 class TextLlmConfig:
     """Hydra's ``model=text_llm`` node: the LLM folder to start from (every weight trains)."""
@@ -97,13 +110,9 @@ class TextLlm(nn.Module):
                 "(AudioBatch.texts): the text LLM reads them in place of the audio"
             )
         labels = [batch.labels.get(f) or [None] * len(batch) for f in self.config.label_fields]
-        # Each label word after a space, first one included: " female fast high" is the
-        # tokens the audio LLM shows for its label heads' classes (one token a word here).
         return [
-            ("".join(f" {row[i]}" for row in labels if row[i]) + f" {spoken}").rstrip()
-            if any(row[i] for row in labels)
-            else spoken
-            for i, spoken in enumerate(t.strip() for t in batch.texts)
+            words_read_for_audio([row[i] for row in labels], spoken)
+            for i, spoken in enumerate(batch.texts)
         ]
 
     def conversations(
