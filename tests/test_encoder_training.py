@@ -177,6 +177,20 @@ def test_label_heads_need_two_classes():
         LabelHeads(8, [LabelHeadConfig("gender", ["male"])])
 
 
+def test_a_head_on_feature_statistics_alone_ignores_the_encoder():
+    from auden.models.heads import PooledUtterance
+
+    torch.manual_seed(0)
+    pitch = LabelHeadConfig("pitch", ["low", "high"], feature_stats=True, encoder_frames=False)
+    heads = LabelHeads(8, [pitch], feature_dim=3).eval()
+    features = torch.randn(4, 6)
+    before = heads(PooledUtterance(torch.randn(4, 8), features))["pitch"]
+    after = heads(PooledUtterance(torch.randn(4, 8), features))["pitch"]  # the encoder moved
+    assert torch.equal(before, after)
+    with pytest.raises(ValueError, match="encoder_frames=false needs feature_stats=true"):
+        LabelHeads(8, [LabelHeadConfig("pitch", ["low", "high"], encoder_frames=False)], 3)
+
+
 def test_a_none_class_learns_where_the_field_is_absent_and_reads_as_no_word(llm_folder):
     """An `event` head says "none" for speech; the LLM reads nothing for it, and evaluation
     and the cascade see no label there."""

@@ -43,6 +43,9 @@ class LabelHeadConfig:
     # Also read the mean and spread of the input features (spectral level and shape, as
     # x-vector heads do): a CTC-trained encoder keeps little of the voice's pitch.
     feature_stats: bool = False
+    # Read the pooled encoder frames (false: the feature statistics alone, a head that
+    # stays right while the audio LLM adapts the encoder under it).
+    encoder_frames: bool = True
 
     @classmethod
     def from_any(cls, c: LabelHeadConfig | Mapping[str, Any]) -> LabelHeadConfig:
@@ -118,6 +121,11 @@ class LabelHeads(nn.Module):
                     f"model.labels entry '{c.field}': none_class '{c.none_class}' is also "
                     "one of its classes"
                 )
+            if not c.encoder_frames and not c.feature_stats:
+                raise ValueError(
+                    f"model.labels entry '{c.field}': encoder_frames=false needs "
+                    "feature_stats=true (the head would read nothing)"
+                )
             if c.feature_stats and not feature_dim:
                 raise ValueError(
                     f"model.labels entry '{c.field}': feature_stats needs the encoder's "
@@ -126,7 +134,13 @@ class LabelHeads(nn.Module):
         if len(self.configs) != len(configs):
             raise ValueError(f"model.labels names a field twice: {[c.field for c in configs]}")
         self.heads = nn.ModuleDict(
-            {c.field: _head(dim + (2 * feature_dim if c.feature_stats else 0), c) for c in configs}
+            {
+                c.field: _head(
+                    (dim if c.encoder_frames else 0) + (2 * feature_dim if c.feature_stats else 0),
+                    c,
+                )
+                for c in configs
+            }
         )
 
     @property
@@ -138,10 +152,10 @@ class LabelHeads(nn.Module):
         :meth:`loss`, :meth:`probabilities` and :meth:`predict` read."""
         out = {}
         for name, head in self.heads.items():
-            x = pooled.frames
-            if self.configs[name].feature_stats:
-                x = torch.cat([x, pooled.features], 1)
-            out[name] = head(x)
+            cfg = self.configs[name]
+            parts = [pooled.frames] if cfg.encoder_frames else []
+            parts += [pooled.features] if cfg.feature_stats else []
+            out[name] = head(torch.cat(parts, 1))
         return out
 
     def loss(
