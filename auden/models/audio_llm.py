@@ -49,6 +49,7 @@ from auden.models.heads import (
 )
 from auden.models.lora import LoraConfig, add_lora, base_module, is_lora, merged_copy
 from auden.models.projector import CtcCompressor, Projector, ProjectorConfig
+from auden.models.text_llm import words_read_for_audio
 from auden.models.weights_io import load_weights
 from auden.types import DTYPES, AudioBatch, EncoderOutput, ModelOutput
 
@@ -180,11 +181,11 @@ class AudioLlm(nn.Module):
             else None
         )
         if self.label_heads is not None:
-            # Each class as the LLM's words for it: the mean embedding of its tokens, as
-            # text pretraining wrote it, after a space (" high" is one token, "high" two);
-            # none for a head's none_class: the LLM reads nothing there.
+            # Each class as the LLM's words for it: the mean embedding of its tokens as
+            # text pretraining wrote them (words_read_for_audio); none for a head's
+            # none_class: the LLM reads nothing there.
             ids = [
-                tokenizer(f" {cls_name}", add_special_tokens=False).input_ids
+                tokenizer(words_read_for_audio([cls_name], ""), add_special_tokens=False).input_ids
                 if cls_name in c.classes
                 else []
                 for c in labels
