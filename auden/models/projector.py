@@ -215,9 +215,9 @@ class CtcCompressor(nn.Module):
         token_probs = probs.new_zeros(total, vocab).index_add(0, index, probs[keep][:, blank + 1 :])
         token_probs = token_probs / token_probs.sum(1, keepdim=True).clamp(min=1e-8)
         if self.config.hard_tokens:
-            # The segment's greedy class (what a cascade reads), gradients through the soft one.
-            greedy = nn.functional.one_hot(best[starts] - (blank + 1), vocab)
-            token_probs = greedy.to(token_probs.dtype) + token_probs - token_probs.detach()
+            # The greedy token's embedding (what a cascade reads), gradients through the soft one.
+            hard = torch.zeros_like(token_probs).scatter_(1, token_probs.argmax(1, keepdim=True), 1.0)
+            token_probs = hard + token_probs - token_probs.detach()
         tokens = token_probs.to(embeddings.dtype) @ embeddings[:vocab]
         if self.acoustic is not None:
             sound = self.acoustic(mean_frame)
